@@ -1,0 +1,113 @@
+"""Base models every source and sink config extends, and what ``build()`` receives.
+
+A component config is validated without I/O (``logferry validate``); ``build()`` turns it
+into a live object and may open connections. Every option carries its description and an
+example on its ``Field`` so the JSON Schema and the reference docs come from one place.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import aiohttp
+from pydantic import BaseModel, ConfigDict, Field
+
+from logferry.net.http import make_session
+from logferry.net.tls import TLSSettings
+
+if TYPE_CHECKING:
+    from logferry.core.sink import Sink
+    from logferry.core.source import Source
+    from logferry.observe.metrics import Metrics
+
+__all__ = [
+    "DEFAULT_OUTBOX_MAX_BYTES",
+    "BuildContext",
+    "Model",
+    "SinkConfig",
+    "SourceConfig",
+    "TLSConfig",
+]
+
+DEFAULT_OUTBOX_MAX_BYTES = 512 * 1024 * 1024
+DEFAULT_MAX_BACKOFF_SECS = 300.0
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TLSConfig(Model):
+    verify: bool = Field(True, description="Verify the server certificate. Turn off only for testing.")
+    ca_file: str | None = Field(
+        None,
+        description="PEM bundle of CAs to trust instead of the system store.",
+        examples=["/etc/ssl/corp-ca.pem"],
+    )
+
+    def settings(self) -> TLSSettings:
+        return TLSSettings(verify=self.verify, ca_file=self.ca_file)
+
+
+@dataclass
+class BuildContext:
+    """Shared resources handed to ``build()``: HTTP sessions, the data dir, metrics."""
+
+    data_dir: Path
+    metrics: Metrics
+    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("logferry"))
+    _sessions: dict[TLSSettings, aiohttp.ClientSession] = field(default_factory=dict)
+
+    def session(self, tls: TLSSettings | None = None) -> aiohttp.ClientSession:
+        """One pooled session per TLS setting, shared by every component that uses it."""
+        key = tls or TLSSettings()
+        if key not in self._sessions:
+            self._sessions[key] = make_session(key)
+        return self._sessions[key]
+
+    async def close(self) -> None:
+        for s in self._sessions.values():
+            await s.close()
+        self._sessions.clear()
+
+
+class SourceConfig(Model):
+    type: str
+    stale_after_secs: float | None = Field(
+        None,
+        gt=0,
+        description="Health turns red when the source has had no successful poll for this long. "
+        "Default: three poll intervals.",
+        examples=[900],
+    )
+    dedupe_ttl_secs: float = Field(
+        7 * 86400.0,
+        gt=0,
+        description="How long an event id is remembered to drop duplicates from overlapping windows.",
+    )
+
+    def build(self, name: str, ctx: BuildContext) -> Source:
+        raise NotImplementedError  # every registered subclass overrides this
+
+
+class SinkConfig(Model):
+    type: str
+    inputs: list[str] = Field(
+        min_length=1, description="Names of the sources this sink takes events from.", examples=[["mesh"]]
+    )
+    outbox_max_bytes: int = Field(
+        DEFAULT_OUTBOX_MAX_BYTES,
+        gt=0,
+        description="Byte cap of this sink's durable outbox; when full, pull sources pause (no drops).",
+    )
+    max_backoff_secs: float = Field(
+        DEFAULT_MAX_BACKOFF_SECS,
+        gt=0,
+        description="Longest wait between delivery retries. Retries never stop: the outbox holds the data.",
+    )
+
+    def build(self, name: str, ctx: BuildContext) -> Sink:
+        raise NotImplementedError  # every registered subclass overrides this

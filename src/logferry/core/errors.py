@@ -1,0 +1,78 @@
+"""The exception tree; callers catch at the level they mean.
+
+::
+
+    LogferryError
+    ├── ConfigError                 invalid configuration (names the field and the fix)
+    ├── StateError                  the state store failed or has an unknown schema
+    ├── SourceError                 a source could not complete a poll
+    │   ├── AuthError               credentials refused by the vendor or identity provider
+    │   ├── VendorAPIError          the vendor answered with an error we cannot retry
+    │   └── RateLimited             the vendor throttled us (``retry_after`` seconds, if it said)
+    └── DeliveryError               a sink could not deliver
+        ├── RetryableDelivery       try again later (outage, 5xx, throttling)
+        └── RejectedDelivery        the destination refused the records for good
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "DeliveryError",
+    "LogferryError",
+    "RateLimited",
+    "RejectedDelivery",
+    "RetryableDelivery",
+    "SourceError",
+    "StateError",
+    "VendorAPIError",
+]
+
+
+class LogferryError(Exception):
+    """Base of every error logferry raises on purpose."""
+
+
+class ConfigError(LogferryError):
+    """Configuration problems, one line each: ``field.path: what is wrong and the fix``."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+class StateError(LogferryError):
+    pass
+
+
+class SourceError(LogferryError):
+    pass
+
+
+class AuthError(SourceError):
+    pass
+
+
+class VendorAPIError(SourceError):
+    def __init__(self, message: str, status: int | None = None) -> None:
+        self.status = status
+        super().__init__(message)
+
+
+class RateLimited(SourceError):
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        self.retry_after = retry_after
+        super().__init__(message)
+
+
+class DeliveryError(LogferryError):
+    pass
+
+
+class RetryableDelivery(DeliveryError):
+    pass
+
+
+class RejectedDelivery(DeliveryError):
+    pass

@@ -1,0 +1,311 @@
+"""Runs sources and per-sink delivery loops over one state store.
+
+Sources emit batches; each batch is de-duplicated and written with the source's new cursor
+into the outbox of every sink that takes the source, in one state-store transaction. Each
+sink drains its own outbox, so one destination's outage only grows that sink's outbox; when
+an outbox reaches its byte cap, the sources feeding it wait (backpressure, no drops).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from logferry.core.delivery import DeliveryLoop
+from logferry.core.sink import Sink
+from logferry.core.source import EmitResult, Source
+from logferry.core.types import JSONValue, Record
+from logferry.net.retry import Backoff
+from logferry.observe.health import ComponentHealth, Status
+from logferry.observe.logging import log_event
+from logferry.observe.metrics import Metrics
+from logferry.state.store import StateStore
+
+__all__ = ["Pipeline", "SinkSpec", "SourceSpec"]
+
+PRUNE_EVERY_SECS = 3600.0
+SOURCE_RESTART_MAX_SECS = 300.0
+
+
+@dataclass(frozen=True)
+class SourceSpec:
+    source: Source
+    dedupe_ttl_secs: float
+
+
+@dataclass(frozen=True)
+class SinkSpec:
+    sink: Sink
+    inputs: Sequence[str]
+    outbox_max_bytes: int
+    max_backoff_secs: float
+
+
+@dataclass
+class _SourceRuntime:
+    """The ``SourceContext`` one source sees."""
+
+    name: str
+    pipeline: Pipeline
+    spec: SourceSpec
+    sinks: list[str]
+    logger: logging.Logger
+    stopping: asyncio.Event
+    _cursor: JSONValue | None = None
+    last_success: float | None = None
+    last_error: str | None = None
+    last_event: float | None = None
+    started: float = field(default_factory=time.time)
+    received: int = 0
+    duplicates: int = 0
+
+    @property
+    def cursor(self) -> JSONValue | None:
+        return self._cursor
+
+    async def emit(
+        self, records: Sequence[Record], cursor: JSONValue, ids: Sequence[str] | None = None
+    ) -> EmitResult:
+        p = self.pipeline
+        encoders = {s: p.sinks[s].sink.encode for s in self.sinks}
+        result = await p.store.commit(self.name, cursor, records, ids, encoders, self.spec.dedupe_ttl_secs)
+        self._cursor = cursor
+        m = p.metrics
+        if records:
+            self.last_event = time.time()
+            self.received += len(records)
+            self.duplicates += result.duplicates
+            m.events_received.labels(source=self.name).inc(len(records))
+            if result.duplicates:
+                m.events_deduplicated.labels(source=self.name).inc(result.duplicates)
+        for sink, n in result.outbox_bytes.items():
+            p.outbox_bytes[sink] += n
+            m.outbox_bytes.labels(sink=sink).set(p.outbox_bytes[sink])
+            p.loops[sink].wake.set()
+        return EmitResult(result.accepted, result.duplicates)
+
+    async def wait_capacity(self) -> None:
+        p = self.pipeline
+        t0 = None
+        async with p.capacity:
+            while not self.stopping.is_set() and any(
+                p.outbox_bytes[s] >= p.sinks[s].outbox_max_bytes for s in self.sinks
+            ):
+                if t0 is None:
+                    t0 = time.monotonic()
+                    full = [s for s in self.sinks if p.outbox_bytes[s] >= p.sinks[s].outbox_max_bytes]
+                    log_event(self.logger, logging.WARNING, "backpressure", source=self.name, full_sinks=full)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(p.capacity.wait(), timeout=1.0)
+        if t0 is not None:
+            p.metrics.backpressure_wait.labels(source=self.name).inc(time.monotonic() - t0)
+
+    async def sleep(self, seconds: float) -> bool:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.stopping.wait(), timeout=max(0.0, seconds))
+        return not self.stopping.is_set()
+
+    def poll_succeeded(self, lag_seconds: float | None = None) -> None:
+        self.last_success = time.time()
+        self.last_error = None
+        m = self.pipeline.metrics
+        m.polls.labels(source=self.name, outcome="ok").inc()
+        m.last_success.labels(source=self.name).set(self.last_success)
+        if lag_seconds is not None:
+            m.source_lag.labels(source=self.name).set(lag_seconds)
+
+    def poll_failed(self, reason: str) -> None:
+        self.last_error = reason
+        self.pipeline.metrics.polls.labels(source=self.name, outcome="error").inc()
+        log_event(self.logger, logging.WARNING, "poll_failed", source=self.name, reason=reason)
+
+    async def dead_letter(self, reason: str, payload: bytes) -> None:
+        await self.pipeline.store.add_dead_letter(self.name, "source", reason, payload)
+        self.pipeline.metrics.dead_letters.labels(component=self.name, stage="source").inc()
+        log_event(self.logger, logging.ERROR, "dead_lettered", source=self.name, reason=reason)
+
+    def health(self, now: float) -> ComponentHealth:
+        stale_after = self.spec.source.stale_after_secs
+        since = self.last_success or self.started
+        healthy = now - since < stale_after
+        reason = None
+        if not healthy:
+            what = "no successful poll" if self.last_success else "no successful poll since start"
+            reason = f"{what} for {now - since:.0f}s (stale_after {stale_after:.0f}s)"
+            if self.last_error:
+                reason += f"; last error: {self.last_error}"
+        return ComponentHealth(
+            name=self.name,
+            kind="source",
+            healthy=healthy,
+            reason=reason,
+            details={
+                "last_success": self.last_success,
+                "last_event": self.last_event,
+                "last_error": self.last_error,
+                "received": self.received,
+                "duplicates": self.duplicates,
+                "cursor": self._cursor,
+            },
+        )
+
+
+class Pipeline:
+    def __init__(
+        self,
+        store: StateStore,
+        sources: dict[str, SourceSpec],
+        sinks: dict[str, SinkSpec],
+        metrics: Metrics,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        self.store = store
+        self.sources = sources
+        self.sinks = sinks
+        self.metrics = metrics
+        self.logger = logger or logging.getLogger("logferry.pipeline")
+        self.stopping = asyncio.Event()
+        self.capacity = asyncio.Condition()
+        self.outbox_bytes: dict[str, int] = dict.fromkeys(sinks, 0)
+        self.ready = False
+        self.started_at = time.time()
+        self.loops: dict[str, DeliveryLoop] = {
+            name: DeliveryLoop(
+                name=name,
+                sink=spec.sink,
+                store=store,
+                metrics=metrics,
+                max_backoff_secs=spec.max_backoff_secs,
+                on_freed=self._freed,
+                stopping=self.stopping,
+            )
+            for name, spec in sinks.items()
+        }
+        routes: dict[str, list[str]] = {s: [] for s in sources}
+        for sink_name, spec in sinks.items():
+            for src in spec.inputs:
+                routes[src].append(sink_name)
+        self.runtimes = {
+            name: _SourceRuntime(
+                name=name,
+                pipeline=self,
+                spec=spec,
+                sinks=routes[name],
+                logger=logging.getLogger(f"logferry.source.{name}"),
+                stopping=self.stopping,
+            )
+            for name, spec in sources.items()
+        }
+        self._source_tasks: list[asyncio.Task[None]] = []
+        self._sink_tasks: list[asyncio.Task[None]] = []
+        self._aux_tasks: list[asyncio.Task[None]] = []
+
+    async def _freed(self, sink: str, n: int) -> None:
+        self.outbox_bytes[sink] = max(0, self.outbox_bytes[sink] - n)
+        self.metrics.outbox_bytes.labels(sink=sink).set(self.outbox_bytes[sink])
+        async with self.capacity:
+            self.capacity.notify_all()
+
+    async def start(self) -> None:
+        for spec in self.sinks.values():
+            await spec.sink.start()
+        for sink, stats in (await self.store.outbox_stats()).items():
+            if sink in self.outbox_bytes:
+                self.outbox_bytes[sink] = stats.bytes
+                self.metrics.outbox_bytes.labels(sink=sink).set(stats.bytes)
+        for name, rt in self.runtimes.items():
+            rt._cursor = await self.store.get_cursor(name)
+        self._sink_tasks = [
+            asyncio.create_task(loop.run(), name=f"sink:{n}") for n, loop in self.loops.items()
+        ]
+        self._source_tasks = [
+            asyncio.create_task(self._supervise(rt), name=f"source:{n}") for n, rt in self.runtimes.items()
+        ]
+        self._aux_tasks = [asyncio.create_task(self._housekeeping(), name="housekeeping")]
+        self.ready = True
+        log_event(
+            self.logger, logging.INFO, "pipeline_started", sources=list(self.sources), sinks=list(self.sinks)
+        )
+
+    async def _supervise(self, rt: _SourceRuntime) -> None:
+        """Restart a source whose ``run`` crashed, with backoff, so one bug cannot stop the rest."""
+        backoff = Backoff(initial_secs=1.0, max_secs=SOURCE_RESTART_MAX_SECS)
+        while not self.stopping.is_set():
+            try:
+                await rt.spec.source.run(rt)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                rt.poll_failed(f"source crashed: {type(exc).__name__}: {exc}")
+                self.logger.exception("source_crashed", extra={"fields": {"source": rt.name}})
+                if not await rt.sleep(backoff.next_delay()):
+                    return
+
+    async def _housekeeping(self) -> None:
+        next_prune = 0.0
+        while not self.stopping.is_set():
+            stats = await self.store.outbox_stats()
+            for sink in self.sinks:
+                st = stats.get(sink)
+                self.metrics.outbox_events.labels(sink=sink).set(st.events if st else 0)
+            if time.time() >= next_prune:
+                await self.store.prune_seen()
+                next_prune = time.time() + PRUNE_EVERY_SECS
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self.stopping.wait(), timeout=10.0)
+
+    async def stop(self, grace_secs: float = 8.0) -> None:
+        """Stop fetching, let in-flight requests and commits finish, then close everything."""
+        self.stopping.set()
+        async with self.capacity:
+            self.capacity.notify_all()
+        tasks = self._source_tasks + self._sink_tasks + self._aux_tasks
+        _done, pending = await asyncio.wait(tasks, timeout=grace_secs) if tasks else (set(), set())
+        for t in pending:
+            t.cancel()
+        if pending:
+            await asyncio.wait(pending, timeout=1.0)
+        for spec in self.sinks.values():
+            with contextlib.suppress(Exception):
+                await spec.sink.close()
+        for sspec in self.sources.values():
+            with contextlib.suppress(Exception):
+                await sspec.source.close()
+        self.ready = False
+        log_event(self.logger, logging.INFO, "pipeline_stopped", cancelled=len(pending))
+
+    def status(self) -> Status:
+        now = time.time()
+        comps = [rt.health(now) for rt in self.runtimes.values()]
+        for name, loop in self.loops.items():
+            ok, reason = loop.health.healthy(now)
+            h = loop.health
+            comps.append(
+                ComponentHealth(
+                    name=name,
+                    kind="sink",
+                    healthy=ok,
+                    reason=reason,
+                    details={
+                        "outbox_bytes": self.outbox_bytes[name],
+                        "outbox_max_bytes": self.sinks[name].outbox_max_bytes,
+                        "delivered": h.delivered,
+                        "dead_lettered": h.dead_lettered,
+                        "requests": h.requests,
+                        "retries": h.retries,
+                        "last_error": h.last_error,
+                        "last_success": h.last_success,
+                    },
+                )
+            )
+        return Status(
+            ready=self.ready,
+            healthy=all(c.healthy for c in comps),
+            started_at=self.started_at,
+            components=comps,
+        )

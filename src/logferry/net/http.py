@@ -1,0 +1,175 @@
+"""The one HTTP client sources and sinks share: limits, auth, retries and accounting.
+
+Order per attempt (azure-core's lesson): rate limit → auth → send, inside the retry loop, so
+every attempt gets a fresh slot and a valid token. A 401 drops the token and retries once;
+429 honours ``Retry-After`` and spends the limiter's budget; 5xx and connection errors back
+off with full jitter. What remains after ``max_attempts`` is raised as a typed error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import aiohttp
+import orjson
+from yarl import URL
+
+from logferry.core.errors import AuthError, RateLimited, VendorAPIError
+from logferry.net.ratelimit import RateLimiter
+from logferry.net.retry import Backoff, parse_retry_after
+from logferry.net.tls import TLSSettings
+
+__all__ = ["HttpClient", "HttpResponse", "TokenProvider", "is_loopback", "make_session"]
+
+USER_AGENT = "logferry/0.1"
+RETRYABLE = frozenset({408, 500, 502, 503, 504})
+
+
+class TokenProvider(Protocol):
+    async def token(self) -> str: ...
+
+    def invalidate(self, token: str) -> None:
+        """Forget ``token`` (the server refused it) so the next call fetches a new one."""
+        ...
+
+
+@dataclass(frozen=True)
+class HttpResponse:
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def is_loopback(url: str | URL) -> bool:
+    host = URL(url).host or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def make_session(tls: TLSSettings, limit: int = 100) -> aiohttp.ClientSession:
+    connector = aiohttp.TCPConnector(ssl=tls.context(), limit=limit)
+    return aiohttp.ClientSession(
+        connector=connector,
+        headers={"User-Agent": USER_AGENT},
+        json_serialize=lambda o: orjson.dumps(o).decode(),
+    )
+
+
+def _short(body: bytes, limit: int = 300) -> str:
+    return body[:limit].decode("utf-8", "replace").replace("\n", " ")
+
+
+class HttpClient:
+    def __init__(
+        self,
+        session: aiohttp.ClientSession,
+        *,
+        auth: TokenProvider | None = None,
+        limiter: RateLimiter | None = None,
+        timeout_secs: float = 30.0,
+        max_attempts: int = 5,
+        backoff_max_secs: float = 60.0,
+        on_status: Callable[[str], None] | None = None,
+        sleep: Callable[[float], Any] = asyncio.sleep,
+    ) -> None:
+        self.session = session
+        self.auth = auth
+        self.limiter = limiter
+        self.timeout = aiohttp.ClientTimeout(total=timeout_secs)
+        self.max_attempts = max_attempts
+        self.backoff_max_secs = backoff_max_secs
+        self._on_status = on_status or (lambda _s: None)
+        self._sleep = sleep
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        headers: Mapping[str, str] | None = None,
+        json: Any = None,
+        data: Any = None,
+    ) -> HttpResponse:
+        if self.auth is not None and URL(url).scheme != "https" and not is_loopback(url):
+            raise AuthError(f"refusing to send credentials over plain http to {URL(url).host}; use https")
+        backoff = Backoff(max_secs=self.backoff_max_secs)
+        refreshed = False
+        last = ""
+        for _attempt in range(self.max_attempts):
+            hdrs = dict(headers or {})
+            token = None
+            if self.auth is not None:
+                token = await self.auth.token()
+                hdrs["Authorization"] = f"Bearer {token}"
+            try:
+                if self.limiter is not None:
+                    async with self.limiter.slot():
+                        resp = await self._send(method, url, params, hdrs, json, data)
+                else:
+                    resp = await self._send(method, url, params, hdrs, json, data)
+            except (aiohttp.ClientError, TimeoutError) as exc:
+                self._on_status("error")
+                last = f"{type(exc).__name__}: {exc}"
+                await self._sleep(backoff.next_delay())
+                continue
+            self._on_status(str(resp.status))
+            if 200 <= resp.status < 400:
+                return resp  # redirects are the caller's to follow: credentials must not leak
+            if resp.status == 401 and token is not None and not refreshed:
+                # Tokens can expire or be revoked before their stated lifetime.
+                assert self.auth is not None
+                self.auth.invalidate(token)
+                refreshed = True
+                continue
+            if resp.status == 401 or resp.status == 403:
+                raise AuthError(f"HTTP {resp.status} from {URL(url).path}: {_short(resp.body)}")
+            if resp.status == 429:
+                after = parse_retry_after(resp.headers.get("Retry-After"))
+                if self.limiter is not None and after:
+                    self.limiter.penalize(after)
+                last = f"HTTP 429 (retry after {after}s)"
+                await self._sleep(backoff.next_delay(after))
+                continue
+            if resp.status in RETRYABLE:
+                last = f"HTTP {resp.status}: {_short(resp.body)}"
+                after = parse_retry_after(resp.headers.get("Retry-After"))
+                await self._sleep(backoff.next_delay(after))
+                continue
+            raise VendorAPIError(f"HTTP {resp.status} from {URL(url).path}: {_short(resp.body)}", resp.status)
+        if last.startswith("HTTP 429"):
+            raise RateLimited(f"still throttled after {self.max_attempts} attempts: {last}")
+        raise VendorAPIError(f"gave up after {self.max_attempts} attempts: {last}")
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
+        headers: Mapping[str, str],
+        json: Any,
+        data: Any,
+    ) -> HttpResponse:
+        async with self.session.request(
+            method,
+            url,
+            params=params,
+            headers=headers,
+            json=json,
+            data=data,
+            timeout=self.timeout,
+            allow_redirects=False,
+        ) as r:
+            body = await r.read()
+            return HttpResponse(r.status, r.headers, body)

@@ -1,0 +1,22 @@
+"""Imports the built-in sources and sinks so they register their ``type`` names.
+
+This is the one place that knows the concrete connectors; the core only sees the registry.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+__all__ = ["BUILTIN_MODULES", "load_builtin"]
+
+BUILTIN_MODULES = (
+    "logferry.sources.meshstack",
+    "logferry.sinks.sentinel",
+    "logferry.sinks.file",
+    "logferry.sinks.stdout",
+)
+
+
+def load_builtin() -> None:
+    for module in BUILTIN_MODULES:
+        importlib.import_module(module)

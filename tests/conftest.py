@@ -1,0 +1,58 @@
+"""Helpers shared by tests that run the real pipeline against the simulators."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import orjson
+
+from logferry.config.loader import parse_config
+from logferry.connectors import load_builtin
+from logferry.service import Service
+
+load_builtin()
+
+
+def secret_ref(name: str, value: str) -> str:
+    """Put ``value`` in the environment and return the config reference to it."""
+    os.environ[name] = value
+    return "${env:" + name + "}"
+
+
+@asynccontextmanager
+async def running(config: dict[str, Any], base_dir: Path) -> AsyncIterator[Service]:
+    config.setdefault("state", {"path": str(base_dir / "state.db")})
+    config.setdefault("api", {"address": "127.0.0.1:0"})
+    service = Service(parse_config(config, base_dir))
+    await service.start()
+    try:
+        yield service
+    finally:
+        await service.stop(grace_secs=5.0)
+
+
+async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval: float = 0.05) -> None:
+    """Poll ``predicate`` (sync or async) until true; fail the test with a clear message otherwise."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = predicate()
+        if asyncio.iscoroutine(result):
+            result = await result
+        if result:
+            return
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s")
+        await asyncio.sleep(interval)
+
+
+def read_ndjson(path: Path) -> list[dict[str, Any]]:
+    """All records written by a file sink (current file and rotated ones)."""
+    out: list[dict[str, Any]] = []
+    for p in sorted(path.parent.glob(path.name + "*")):
+        out.extend(orjson.loads(line) for line in p.read_bytes().splitlines() if line)
+    return out

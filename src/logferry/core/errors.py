@@ -9,9 +9,9 @@
     │   ├── AuthError               credentials refused by the vendor or identity provider
     │   ├── VendorAPIError          the vendor answered with an error we cannot retry
     │   └── RateLimited             the vendor throttled us (``retry_after`` seconds, if it said)
-    └── DeliveryError               a sink could not deliver
-        ├── RetryableDelivery       try again later (outage, 5xx, throttling)
-        └── RejectedDelivery        the destination refused the records for good
+
+Sinks raise nothing for destination errors: ``Sink.send`` returns a ``Resolution`` (delivered,
+retry, split, reject) and the shared delivery loop acts on it.
 """
 
 from __future__ import annotations
@@ -19,11 +19,8 @@ from __future__ import annotations
 __all__ = [
     "AuthError",
     "ConfigError",
-    "DeliveryError",
     "LogferryError",
     "RateLimited",
-    "RejectedDelivery",
-    "RetryableDelivery",
     "SourceError",
     "StateError",
     "VendorAPIError",
@@ -65,14 +62,3 @@ class RateLimited(SourceError):
         self.retry_after = retry_after
         super().__init__(message)
 
-
-class DeliveryError(LogferryError):
-    pass
-
-
-class RetryableDelivery(DeliveryError):
-    pass
-
-
-class RejectedDelivery(DeliveryError):
-    pass

@@ -1,0 +1,1 @@
+"""Destinations, one module or package each; they register their type on import."""

@@ -1,0 +1,1 @@
+"""Sources, one module or package each; they register their type on import."""

@@ -12,6 +12,7 @@ import asyncio
 from typing import Any
 
 import msal
+import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 
@@ -29,6 +30,20 @@ KNOWN_AUTHORITY_HOSTS = frozenset(
         "login.partner.microsoftonline.cn",
     }
 )
+
+
+class _ConfiguredVerifySession(requests.Session):
+    """A requests session whose ``verify`` setting wins over REQUESTS_CA_BUNDLE/CURL_CA_BUNDLE.
+
+    requests lets those environment variables override a session's CA bundle
+    (psf/requests#3829), which would silently ignore a configured ``tls.ca_file``.
+    Proxies and the rest of the environment still apply.
+    """
+
+    def merge_environment_settings(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        settings: dict[str, Any] = super().merge_environment_settings(*args, **kwargs)
+        settings["verify"] = self.verify
+        return settings
 
 
 def certificate_credential(pem: str) -> dict[str, str]:
@@ -64,11 +79,16 @@ class EntraTokenProvider(CachedTokenProvider):
         )
         host = authority_host.rstrip("/")
         self.scope = scope
+        http: requests.Session | None = None
+        if verify is not True:
+            http = _ConfiguredVerifySession()
+            http.verify = verify
         self._app = msal.ConfidentialClientApplication(
             client_id,
             client_credential=credential,
             authority=f"{host}/{tenant_id}",
             verify=verify,
+            http_client=http,
             instance_discovery=host.removeprefix("https://") in KNOWN_AUTHORITY_HOSTS,
             validate_authority=host.removeprefix("https://") in KNOWN_AUTHORITY_HOSTS,
         )

@@ -53,7 +53,7 @@ DEFAULT_MAX_RPS = 10.0
 
 @register_source("meshstack")
 class MeshStackConfig(SourceConfig):
-    type: Literal["meshstack"]
+    type: Literal["meshstack"] = Field(description="Source type.", examples=["meshstack"])
     api_url: str = Field(
         description="Base URL of the meshStack instance (no path).",
         examples=["https://federation.example.meshcloud.io"],

@@ -1,0 +1,237 @@
+"""One request on the wire to the Logs Ingestion API, its outcome as a ``Resolution``, and the healthcheck.
+
+``send`` makes exactly one POST (two when the first is refused with 401: tokens can be revoked or
+expire before their stated lifetime, so a refused token is dropped and a fresh one tried once).
+It never raises for destination errors: every status, timeout and token failure becomes data for
+``core.delivery``, which owns waiting and re-sending. Statuses and what they mean:
+https://learn.microsoft.com/azure/azure-monitor/logs/logs-ingestion-api-overview
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+import orjson
+
+from logferry.auth.entra import EntraTokenProvider
+from logferry.core.errors import AuthError, ConfigError
+from logferry.core.sink import Action, BatchLimits, CheckResult, Resolution
+from logferry.core.types import Record
+from logferry.net.http import is_loopback
+from logferry.net.retry import parse_retry_after
+from logferry.observe.redact import redact
+from logferry.sinks.sentinel.config import CertificateAuth, ClientSecretAuth, SentinelConfig
+from logferry.sinks.sentinel.encoder import BodyEncoder, RecordEncoder
+
+__all__ = ["MAX_REASON_CHARS", "ApiResponse", "SentinelSink", "classify"]
+
+#: Reasons go into logs and dead letters; a vendor body must not flood either.
+MAX_REASON_CHARS = 300
+
+RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+REASON_401 = "token refused: check tenant, client and that token_scope matches the cloud"
+REASON_403 = "forbidden: grant the app the Monitoring Metrics Publisher role on the DCR"
+REASON_404 = "not found: check the endpoint URL, DCR immutable id and stream name"
+
+
+@dataclass(frozen=True)
+class ApiResponse:
+    """The parts of an HTTP answer that decide what happens to a batch."""
+
+    status: int
+    headers: Mapping[str, str]
+    body: bytes
+
+
+def _clip(text: str) -> str:
+    text = redact(" ".join(text.split()))
+    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
+
+
+def _error_text(resp: ApiResponse) -> str:
+    """``code: message`` from the API's ``{"error": {...}}`` body, else the body's start."""
+    code = resp.headers.get("x-ms-error-code", "")
+    message = ""
+    try:
+        err = orjson.loads(resp.body).get("error")
+        if isinstance(err, dict):
+            code = str(err.get("code") or code)
+            message = str(err.get("message") or "")
+    except (orjson.JSONDecodeError, AttributeError):
+        message = resp.body[:MAX_REASON_CHARS].decode("utf-8", "replace")
+    return _clip(f"HTTP {resp.status} {code}: {message}" if code else f"HTTP {resp.status}: {message}")
+
+
+def _retry_after(headers: Mapping[str, str]) -> float | None:
+    # Azure services may send milliseconds in their own headers; azure-core prefers those.
+    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
+        ms = parse_retry_after(headers.get(name))
+        if ms is not None:
+            return ms / 1000.0
+    return parse_retry_after(headers.get("Retry-After"))
+
+
+def classify(resp: ApiResponse, lines: int) -> Resolution:
+    """What to do with a batch of ``lines`` given the API's answer (after any 401 refresh)."""
+    status = resp.status
+    if status == 204:
+        return Resolution.delivered(status)
+    if status in (400, 413):
+        # One bad record (a wrong-typed column) fails the whole call, and 413 means the body was too
+        # big: halving isolates the record or fits the limit. A single line cannot be split further.
+        if lines > 1:
+            return Resolution.split(_error_text(resp), status)
+        return Resolution.reject(_error_text(resp), status)
+    if status == 401:
+        return Resolution.retry(REASON_401, status=status)
+    if status == 403:
+        return Resolution.retry(REASON_403, status=status)
+    if status == 404:
+        return Resolution.retry(REASON_404, status=status)
+    if status in RETRYABLE or status >= 500:
+        return Resolution.retry(_error_text(resp), after=_retry_after(resp.headers), status=status)
+    if 400 <= status < 500:
+        return Resolution.reject(_error_text(resp), status)
+    # 2xx other than 204, 1xx or 3xx: not the API answering (a proxy, a redirect). Keep the data.
+    return Resolution.retry(f"unexpected HTTP {status}; the Logs Ingestion API answers 204", status=status)
+
+
+class SentinelSink:
+    """Sends batches of encoded rows to one DCR stream.
+
+    Built by ``SentinelConfig.build``; the HTTP session is shared and owned by the build context.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        config: SentinelConfig,
+        session: aiohttp.ClientSession,
+        *,
+        logger: logging.Logger | None = None,
+    ) -> None:
+        if not config.ingest_url.startswith("https://") and not is_loopback(config.ingest_url):
+            raise ConfigError([f"sinks.{name}.endpoint: a bearer token is never sent over plain http"])
+        self.name = name
+        self.config = config
+        self.limits = BatchLimits(max_bytes=config.batch.max_bytes, max_events=config.batch.max_events)
+        self._session = session
+        self._log = logger or logging.getLogger(f"logferry.sink.{name}")
+        self._records = RecordEncoder(config.table, config.include_event_id)
+        level = config.gzip_level if config.compression == "gzip" else None
+        self._bodies = BodyEncoder(self.limits.frame, level)
+        self._url = config.ingest_url
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout_secs)
+        self._tokens: EntraTokenProvider | None = None
+        self._tokens_lock = asyncio.Lock()
+
+    def encode(self, records: Sequence[Record]) -> list[bytes]:
+        return self._records.encode(records)
+
+    async def start(self) -> None:
+        """Create the token provider; a failure here is reported again by every ``send``."""
+        try:
+            await self._provider()
+        except AuthError as exc:
+            self._log.warning("sink %s: Entra ID is not ready yet: %s", self.name, exc)
+
+    async def close(self) -> None:
+        self._tokens = None  # the session belongs to the build context, which closes it
+
+    async def send(self, lines: list[bytes]) -> Resolution:
+        body = await self._bodies.body(lines)
+        try:
+            resp = await self._post(body)
+        except AuthError as exc:
+            return Resolution.retry(_clip(str(exc)))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            return Resolution.retry(_clip(f"request failed: {type(exc).__name__}: {exc}"))
+        resolution = classify(resp, len(lines))
+        if resolution.action is not Action.DELIVERED:
+            self._log.debug(
+                "sink %s: %d line(s) -> %s: %s",
+                self.name,
+                len(lines),
+                resolution.action.value,
+                resolution.reason,
+            )
+        return resolution
+
+    async def healthcheck(self) -> CheckResult:
+        """POST an empty array, as a real send would, and say what to fix if it fails."""
+        body = await self._bodies.body([])
+        try:
+            resp = await self._post(body)
+        except AuthError as exc:
+            return CheckResult(False, _clip(f"cannot get a token: {exc}"))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            where = self.config.endpoint
+            return CheckResult(False, _clip(f"cannot reach {where}: {type(exc).__name__}: {exc}"))
+        if resp.status == 204:
+            return CheckResult(True, f"stream {self.config.stream} accepts requests")
+        if resp.status == 401:
+            scope, cloud = self.config.resolved_token_scope, self.config.cloud
+            return CheckResult(False, f"{REASON_401} (token_scope is {scope}, cloud is {cloud})")
+        if resp.status == 403:
+            return CheckResult(False, f"{REASON_403} {self.config.dcr_immutable_id}")
+        if resp.status == 404:
+            return CheckResult(False, f"{REASON_404} ({self.config.stream})")
+        return CheckResult(False, _error_text(resp))
+
+    # --- plumbing ------------------------------------------------------------------------------
+
+    async def _provider(self) -> EntraTokenProvider:
+        if self._tokens is not None:
+            return self._tokens
+        async with self._tokens_lock:
+            if self._tokens is None:
+                self._tokens = await asyncio.to_thread(self._new_provider)
+            return self._tokens
+
+    def _new_provider(self) -> EntraTokenProvider:
+        # msal discovers the tenant over HTTP while it is constructed, so this runs in a thread.
+        c = self.config
+        tls = c.tls
+        verify: bool | str = tls.ca_file if (tls.verify and tls.ca_file) else tls.verify
+        secret = c.auth.client_secret.reveal() if isinstance(c.auth, ClientSecretAuth) else None
+        pem = c.auth.certificate.reveal() if isinstance(c.auth, CertificateAuth) else None
+        try:
+            return EntraTokenProvider(
+                tenant_id=c.auth.tenant_id,
+                client_id=c.auth.client_id,
+                scope=c.resolved_token_scope,
+                client_secret=secret,
+                certificate_pem=pem,
+                authority_host=c.resolved_authority_host,
+                verify=verify,
+            )
+        except (ValueError, OSError) as exc:  # msal: unreachable authority; cryptography: bad PEM
+            raise AuthError(f"cannot set up Entra ID sign-in: {exc}") from exc
+
+    async def _post(self, body: bytes) -> ApiResponse:
+        tokens = await self._provider()
+        token = await tokens.token()
+        resp = await self._post_once(body, token)
+        if resp.status == 401:
+            tokens.invalidate(token)
+            resp = await self._post_once(body, await tokens.token())
+        return resp
+
+    async def _post_once(self, body: bytes, token: str) -> ApiResponse:
+        headers: dict[str, Any] = {
+            "Authorization": f"Bearer {token}",
+            "Content-Type": "application/json",
+            "x-ms-client-request-id": str(uuid.uuid4()),
+        }
+        if self._bodies.content_encoding is not None:
+            headers["Content-Encoding"] = self._bodies.content_encoding
+        async with self._session.post(
+            self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
+        ) as r:
+            return ApiResponse(r.status, r.headers, await r.read())

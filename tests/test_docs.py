@@ -1,0 +1,24 @@
+"""Generated docs and shipped examples stay true to the code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from logferry.config.loader import load_config
+from logferry.docgen import render
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_configuration_reference_is_generated_from_the_models() -> None:
+    current = (ROOT / "docs" / "configuration.md").read_text("utf-8")
+    assert current == render(), "docs/configuration.md is stale: python -m logferry.docgen > docs/configuration.md"
+
+
+@pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_config_validates(example: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name in ("MESHSTACK_KEY_SECRET", "SENTINEL_CLIENT_SECRET"):
+        monkeypatch.setenv(name, "placeholder-secret")
+    load_config(example, remote_secrets=False)

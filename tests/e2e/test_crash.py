@@ -62,11 +62,14 @@ async def test_sigkill_at_random_moments_loses_nothing(sims: Sims, tmp_path: Pat
     generated = sims.mesh.generated()
     archive = tmp_path / "archive.ndjson"
     try:
+
         async def all_in_sentinel() -> bool:
             return len({r["EventId"] for r in await sims.rows()}) >= generated
 
         await wait_for(all_in_sentinel, timeout=120, interval=0.5)
-        await wait_for(lambda: len({r["metadata"]["uuid"] for r in read_ndjson(archive)}) >= generated, timeout=60)
+        await wait_for(
+            lambda: len({r["metadata"]["uuid"] for r in read_ndjson(archive)}) >= generated, timeout=60
+        )
     finally:
         # Graceful stop: SIGTERM, exit 0 within 10 s.
         proc.send_signal(signal.SIGTERM)

@@ -41,7 +41,9 @@ async def test_sentinel_down_60s_then_back_loses_nothing_and_blocks_no_other_sin
         await sims.post(sims.mesh, "/sim/control", {"live": False})
         generated = sims.mesh.generated()
         await wait_for(lambda: sims.sentinel.generated() >= generated, timeout=60)
-        await wait_for(lambda: next(c for c in svc.pipeline.status().components if c.name == "sentinel").healthy)
+        await wait_for(
+            lambda: next(c for c in svc.pipeline.status().components if c.name == "sentinel").healthy
+        )
     rows = await sims.rows()
     assert sorted(event_ids(rows)) == sorted(set(event_ids(rows)))
     assert len(rows) == generated

@@ -14,7 +14,9 @@ ROOT = Path(__file__).resolve().parent.parent
 
 def test_configuration_reference_is_generated_from_the_models() -> None:
     current = (ROOT / "docs" / "configuration.md").read_text("utf-8")
-    assert current == render(), "docs/configuration.md is stale: python -m logferry.docgen > docs/configuration.md"
+    assert current == render(), (
+        "docs/configuration.md is stale: python -m logferry.docgen > docs/configuration.md"
+    )
 
 
 @pytest.mark.parametrize("example", sorted((ROOT / "examples").glob("*.yaml")), ids=lambda p: p.name)

@@ -62,10 +62,7 @@ def _type_name(annotation: Any) -> str:
 def _default(f: FieldInfo) -> str:
     if f.is_required():
         return "**required**"
-    if f.default_factory is not None:
-        value = f.default_factory()  # type: ignore[call-arg]
-    else:
-        value = f.default
+    value = f.default_factory() if f.default_factory is not None else f.default  # type: ignore[call-arg]
     if value is PydanticUndefined or value is None:
         return ""
     if isinstance(value, BaseModel):
@@ -88,7 +85,8 @@ def _table(model: type[BaseModel], prefix: str = "") -> list[str]:
     out = rows
     for path, sub in nested:
         tag = sub.model_fields.get("type")
-        label = f" (`type: {typing.get_args(tag.annotation)[0]}`)" if tag and typing.get_args(tag.annotation) else ""
+        tag_values = typing.get_args(tag.annotation) if tag else ()
+        label = f" (`type: {tag_values[0]}`)" if tag_values else ""
         out += ["", f"`{path}`{label}:", "", *_table(sub, f"{path}.")]
     return out
 
@@ -107,7 +105,12 @@ def _submodels(annotation: Any) -> list[type[BaseModel]]:
 def render() -> str:
     load_builtin()
     parts = [HEADER]
-    for key, model in (("state", StateConfig), ("api", ApiConfig), ("log", LogConfig)):
+    sections: tuple[tuple[str, type[BaseModel]], ...] = (
+        ("state", StateConfig),
+        ("api", ApiConfig),
+        ("log", LogConfig),
+    )
+    for key, model in sections:
         parts += [f"## `{key}`", "", *_table(model), ""]
     for title, registry in (("Sources", SOURCE_TYPES), ("Sinks", SINK_TYPES)):
         parts += [f"## {title}", ""]

@@ -60,10 +60,16 @@ def test_file_reference_is_read_relative_to_the_config(tmp_path: Path) -> None:
     [
         (base(client_secret=None) | {}, "sources.mesh.client_secret:"),
         ({"sources": base()["sources"], "sinks": {}}, "sinks: required"),
-        (base(client_secret="literal-secret"), "sources.mesh.client_secret: a secret must not be written inline"),
+        (
+            base(client_secret="literal-secret"),
+            "sources.mesh.client_secret: a secret must not be written inline",
+        ),
         (base(client_secret="${env:NOT_SET_ANYWHERE}"), "environment variable NOT_SET_ANYWHERE is not set"),
         (base(clientsecret="x"), "sources.mesh.clientsecret: unknown key; did you mean 'client_secret'?"),
-        (base(type="meshstak"), "sources.mesh.type: unknown source type 'meshstak'; did you mean 'meshstack'?"),
+        (
+            base(type="meshstak"),
+            "sources.mesh.type: unknown source type 'meshstak'; did you mean 'meshstack'?",
+        ),
         (base(api_url="http://mesh.example.com"), "sources.mesh.api_url: must use https"),
         (base(page_size=5000), "sources.mesh.page_size: Input should be less than or equal to 1000"),
         (base() | {"stat": {}}, "stat: unknown key; did you mean 'state'?"),

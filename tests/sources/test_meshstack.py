@@ -149,7 +149,10 @@ async def test_restart_resumes_from_the_committed_cursor(tmp_path: Path) -> None
         (b"not json", "not JSON"),
         (b"[]", "not a JSON object"),
         (b'{"page": {"totalPages": "x"}}', "non-integer"),
-        (b'{"_embedded": {"meshEventLogs": {}}, "page": {"totalPages": 1}}', "no _embedded.meshEventLogs list"),
+        (
+            b'{"_embedded": {"meshEventLogs": {}}, "page": {"totalPages": 1}}',
+            "no _embedded.meshEventLogs list",
+        ),
     ],
     ids=["not-json", "array", "bad-total-pages", "embedded-not-list"],
 )
@@ -160,6 +163,8 @@ def test_parse_page_rejects_malformed_pages_with_a_reason(body: bytes, reason: s
 
 def test_parse_page_treats_missing_embedded_as_empty_and_rejects_records_without_uuid() -> None:
     assert parse_page(b'{"page": {"totalPages": 0, "number": 0}}') == ([], [], [], 0)
-    body = b'{"_embedded": {"meshEventLogs": [{"metadata": {"createdAt": "2026-01-01T00:00:00Z"}}]}, "page": {}}'
+    body = (
+        b'{"_embedded": {"meshEventLogs": [{"metadata": {"createdAt": "2026-01-01T00:00:00Z"}}]}, "page": {}}'
+    )
     records, _ids, rejects, _ = parse_page(body)
     assert records == [] and "uuid" in rejects[0][0]

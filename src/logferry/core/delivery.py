@@ -11,7 +11,6 @@ one bad record may have caused) until the bad record stands alone and is dead-le
 from __future__ import annotations
 
 import asyncio
-import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -20,7 +19,12 @@ from dataclasses import dataclass, field
 from logferry.core.batcher import pack, request_size
 from logferry.core.sink import Action, Sink
 from logferry.net.retry import Backoff
-from logferry.observe.logging import log_event
+from logferry.observe.events import (
+    EventsDeadLettered,
+    SinkEventsDelivered,
+    SinkRequestSent,
+    SinkRetryScheduled,
+)
 from logferry.observe.metrics import Metrics, status_class
 from logferry.state.store import StateStore
 
@@ -55,11 +59,10 @@ class DeliveryLoop:
     store: StateStore
     metrics: Metrics
     max_backoff_secs: float
-    on_freed: Callable[[str, int], Awaitable[None]]
+    on_freed: Callable[[str, int, int], Awaitable[None]]
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     health: SinkHealth = field(default_factory=SinkHealth)
-    logger: logging.Logger = field(default_factory=lambda: logging.getLogger("logferry.delivery"))
 
     async def run(self) -> None:
         backoff = Backoff(initial_secs=0.5, max_secs=self.max_backoff_secs)
@@ -78,10 +81,10 @@ class DeliveryLoop:
                 rejected = await self._deliver(lines[i:j], backoff)
                 if rejected is None:  # stopping mid-request: leave the rest in the outbox
                     return
-                await self._ack(ends, j, rejected)
+                await self._ack(ends, j, rejected, j - i)
 
     async def _ack(
-        self, ends: list[tuple[int, int, int]], upto: int, rejected: list[tuple[str, bytes]]
+        self, ends: list[tuple[int, int, int]], upto: int, rejected: list[tuple[str, bytes]], events: int
     ) -> None:
         done_through = 0
         partial: tuple[int, int] | None = None
@@ -96,8 +99,7 @@ class DeliveryLoop:
                 break
             start = end
         freed = await self.store.outbox_ack(self.name, done_through, partial, rejected)
-        if freed:
-            await self.on_freed(self.name, freed)
+        await self.on_freed(self.name, freed, events)
 
     async def _deliver(self, lines: list[bytes], backoff: Backoff) -> list[tuple[str, bytes]] | None:
         """Send ``lines`` until every one is delivered or dead-lettered; ``None`` if stopped."""
@@ -114,14 +116,13 @@ class DeliveryLoop:
                 continue
             res = await self.sink.send(chunk)
             self.health.requests += 1
-            self.metrics.sink_requests.labels(sink=self.name, status_class=status_class(res.status)).inc()
+            SinkRequestSent(self.name, res.status, size).emit(self.metrics)
             if res.action is Action.DELIVERED:
                 backoff.reset()
                 self.health.last_success = time.time()
                 self.health.failing_since = None
                 self.health.delivered += len(chunk)
-                self.metrics.events_delivered.labels(sink=self.name).inc(len(chunk))
-                self.metrics.sink_request_bytes.labels(sink=self.name).inc(size)
+                SinkEventsDelivered(self.name, len(chunk)).emit(self.metrics)
             elif res.action is Action.SPLIT and len(chunk) > 1:
                 mid = len(chunk) // 2
                 todo.appendleft(chunk[mid:])
@@ -133,32 +134,16 @@ class DeliveryLoop:
                 self.health.last_error = res.reason
                 if self.health.failing_since is None:
                     self.health.failing_since = time.time()
-                self.metrics.sink_retries.labels(sink=self.name, reason=status_class(res.status)).inc()
                 delay = backoff.next_delay(res.after)
-                log_event(
-                    self.logger,
-                    logging.WARNING,
-                    "sink_retry",
-                    sink=self.name,
-                    reason=res.reason,
-                    status=res.status,
-                    wait_secs=round(delay, 2),
-                    events=len(chunk),
-                )
+                SinkRetryScheduled(
+                    self.name, status_class(res.status), round(delay, 2), backoff.attempt, res.reason
+                ).emit(self.metrics)
                 todo.appendleft(chunk)
                 if not await self._wait(delay):
                     return None
         if rejected:
             self.health.dead_lettered += len(rejected)
-            self.metrics.dead_letters.labels(component=self.name, stage="deliver").inc(len(rejected))
-            log_event(
-                self.logger,
-                logging.ERROR,
-                "dead_lettered",
-                sink=self.name,
-                events=len(rejected),
-                reason=rejected[0][0],
-            )
+            EventsDeadLettered(self.name, "deliver", len(rejected), rejected[0][0]).emit(self.metrics)
         return rejected
 
     async def _wait(self, seconds: float, event: asyncio.Event | None = None) -> bool:

@@ -61,4 +61,3 @@ class RateLimited(SourceError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after
         super().__init__(message)
-

@@ -20,6 +20,15 @@ from logferry.core.sink import Sink
 from logferry.core.source import EmitResult, Source
 from logferry.core.types import JSONValue, Record
 from logferry.net.retry import Backoff
+from logferry.observe.events import (
+    BackpressureWaited,
+    EventsDeadLettered,
+    EventsDeduplicated,
+    OutboxDepthChanged,
+    SourcePageFetched,
+    SourcePollFailed,
+    SourcePollSucceeded,
+)
 from logferry.observe.health import ComponentHealth, Status
 from logferry.observe.logging import log_event
 from logferry.observe.metrics import Metrics
@@ -62,6 +71,7 @@ class _SourceRuntime:
     started: float = field(default_factory=time.time)
     received: int = 0
     duplicates: int = 0
+    _received_at_poll: int = 0
 
     @property
     def cursor(self) -> JSONValue | None:
@@ -79,12 +89,13 @@ class _SourceRuntime:
             self.last_event = time.time()
             self.received += len(records)
             self.duplicates += result.duplicates
-            m.events_received.labels(source=self.name).inc(len(records))
+            SourcePageFetched(self.name, len(records)).emit(m)
             if result.duplicates:
-                m.events_deduplicated.labels(source=self.name).inc(result.duplicates)
+                EventsDeduplicated(self.name, result.duplicates).emit(m)
         for sink, n in result.outbox_bytes.items():
             p.outbox_bytes[sink] += n
-            m.outbox_bytes.labels(sink=sink).set(p.outbox_bytes[sink])
+            p.outbox_events[sink] += result.accepted
+            OutboxDepthChanged(sink, p.outbox_events[sink], p.outbox_bytes[sink]).emit(m)
             p.loops[sink].wake.set()
         return EmitResult(result.accepted, result.duplicates)
 
@@ -102,7 +113,7 @@ class _SourceRuntime:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(p.capacity.wait(), timeout=1.0)
         if t0 is not None:
-            p.metrics.backpressure_wait.labels(source=self.name).inc(time.monotonic() - t0)
+            BackpressureWaited(self.name, time.monotonic() - t0).emit(p.metrics)
 
     async def sleep(self, seconds: float) -> bool:
         with contextlib.suppress(TimeoutError):
@@ -110,23 +121,19 @@ class _SourceRuntime:
         return not self.stopping.is_set()
 
     def poll_succeeded(self, lag_seconds: float | None = None) -> None:
-        self.last_success = time.time()
+        self.last_success = now = time.time()
         self.last_error = None
-        m = self.pipeline.metrics
-        m.polls.labels(source=self.name, outcome="ok").inc()
-        m.last_success.labels(source=self.name).set(self.last_success)
-        if lag_seconds is not None:
-            m.source_lag.labels(source=self.name).set(lag_seconds)
+        cursor_at = now - lag_seconds if lag_seconds is not None else None
+        events, self._received_at_poll = self.received - self._received_at_poll, self.received
+        SourcePollSucceeded(self.name, events, cursor_at, now).emit(self.pipeline.metrics)
 
-    def poll_failed(self, reason: str) -> None:
+    def poll_failed(self, reason: str, error_type: str = "error") -> None:
         self.last_error = reason
-        self.pipeline.metrics.polls.labels(source=self.name, outcome="error").inc()
-        log_event(self.logger, logging.WARNING, "poll_failed", source=self.name, reason=reason)
+        SourcePollFailed(self.name, error_type, reason).emit(self.pipeline.metrics)
 
     async def dead_letter(self, reason: str, payload: bytes) -> None:
         await self.pipeline.store.add_dead_letter(self.name, "source", reason, payload)
-        self.pipeline.metrics.dead_letters.labels(component=self.name, stage="source").inc()
-        log_event(self.logger, logging.ERROR, "dead_lettered", source=self.name, reason=reason)
+        EventsDeadLettered(self.name, "source", 1, reason).emit(self.pipeline.metrics)
 
     def health(self, now: float) -> ComponentHealth:
         stale_after = self.spec.source.stale_after_secs
@@ -171,6 +178,7 @@ class Pipeline:
         self.stopping = asyncio.Event()
         self.capacity = asyncio.Condition()
         self.outbox_bytes: dict[str, int] = dict.fromkeys(sinks, 0)
+        self.outbox_events: dict[str, int] = dict.fromkeys(sinks, 0)
         self.ready = False
         self.started_at = time.time()
         self.loops: dict[str, DeliveryLoop] = {
@@ -204,9 +212,10 @@ class Pipeline:
         self._sink_tasks: list[asyncio.Task[None]] = []
         self._aux_tasks: list[asyncio.Task[None]] = []
 
-    async def _freed(self, sink: str, n: int) -> None:
-        self.outbox_bytes[sink] = max(0, self.outbox_bytes[sink] - n)
-        self.metrics.outbox_bytes.labels(sink=sink).set(self.outbox_bytes[sink])
+    async def _freed(self, sink: str, nbytes: int, events: int) -> None:
+        self.outbox_bytes[sink] = max(0, self.outbox_bytes[sink] - nbytes)
+        self.outbox_events[sink] = max(0, self.outbox_events[sink] - events)
+        OutboxDepthChanged(sink, self.outbox_events[sink], self.outbox_bytes[sink]).emit(self.metrics)
         async with self.capacity:
             self.capacity.notify_all()
 
@@ -216,7 +225,8 @@ class Pipeline:
         for sink, stats in (await self.store.outbox_stats()).items():
             if sink in self.outbox_bytes:
                 self.outbox_bytes[sink] = stats.bytes
-                self.metrics.outbox_bytes.labels(sink=sink).set(stats.bytes)
+                self.outbox_events[sink] = stats.events
+                OutboxDepthChanged(sink, stats.events, stats.bytes).emit(self.metrics)
         for name, rt in self.runtimes.items():
             rt._cursor = await self.store.get_cursor(name)
         self._sink_tasks = [
@@ -225,7 +235,7 @@ class Pipeline:
         self._source_tasks = [
             asyncio.create_task(self._supervise(rt), name=f"source:{n}") for n, rt in self.runtimes.items()
         ]
-        self._aux_tasks = [asyncio.create_task(self._housekeeping(), name="housekeeping")]
+        self._aux_tasks = [asyncio.create_task(self._prune_seen(), name="prune-seen")]
         self.ready = True
         log_event(
             self.logger, logging.INFO, "pipeline_started", sources=list(self.sources), sinks=list(self.sinks)
@@ -246,18 +256,12 @@ class Pipeline:
                 if not await rt.sleep(backoff.next_delay()):
                     return
 
-    async def _housekeeping(self) -> None:
-        next_prune = 0.0
+    async def _prune_seen(self) -> None:
+        """Forget seen ids past their TTL, hourly, so the dedupe table stays bounded."""
         while not self.stopping.is_set():
-            stats = await self.store.outbox_stats()
-            for sink in self.sinks:
-                st = stats.get(sink)
-                self.metrics.outbox_events.labels(sink=sink).set(st.events if st else 0)
-            if time.time() >= next_prune:
-                await self.store.prune_seen()
-                next_prune = time.time() + PRUNE_EVERY_SECS
+            await self.store.prune_seen()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self.stopping.wait(), timeout=10.0)
+                await asyncio.wait_for(self.stopping.wait(), timeout=PRUNE_EVERY_SECS)
 
     async def stop(self, grace_secs: float = 8.0) -> None:
         """Stop fetching, let in-flight requests and commits finish, then close everything."""

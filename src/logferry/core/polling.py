@@ -125,7 +125,7 @@ class PollingSource(ABC):
             try:
                 cursor = await self._drain(ctx, window, cursor)
             except SourceError as exc:
-                ctx.poll_failed(str(exc))
+                ctx.poll_failed(str(exc), type(exc).__name__)
                 after = exc.retry_after if isinstance(exc, RateLimited) else None
                 if not await ctx.sleep(backoff.next_delay(after)):
                     return

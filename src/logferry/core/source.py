@@ -51,7 +51,9 @@ class SourceContext(Protocol):
 
     def poll_succeeded(self, lag_seconds: float | None = None) -> None: ...
 
-    def poll_failed(self, reason: str) -> None: ...
+    def poll_failed(self, reason: str, error_type: str = "error") -> None:
+        """``error_type`` is a bounded label (an exception class name), ``reason`` free text."""
+        ...
 
     async def dead_letter(self, reason: str, payload: bytes) -> None:
         """Keep an input the source could not parse, with why, and carry on."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -22,6 +23,8 @@ from logferry.core.errors import AuthError, RateLimited, VendorAPIError
 from logferry.net.ratelimit import RateLimiter
 from logferry.net.retry import Backoff, parse_retry_after
 from logferry.net.tls import TLSSettings
+from logferry.observe.events import HttpResponseReceived, RateLimitWaited
+from logferry.observe.metrics import Metrics
 
 __all__ = ["HttpClient", "HttpResponse", "TokenProvider", "is_loopback", "make_session"]
 
@@ -80,7 +83,8 @@ class HttpClient:
         timeout_secs: float = 30.0,
         max_attempts: int = 5,
         backoff_max_secs: float = 60.0,
-        on_status: Callable[[str], None] | None = None,
+        component: str = "http",
+        metrics: Metrics | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
     ) -> None:
         self.session = session
@@ -89,7 +93,8 @@ class HttpClient:
         self.timeout = aiohttp.ClientTimeout(total=timeout_secs)
         self.max_attempts = max_attempts
         self.backoff_max_secs = backoff_max_secs
-        self._on_status = on_status or (lambda _s: None)
+        self.component = component
+        self.metrics = metrics
         self._sleep = sleep
 
     async def request(
@@ -113,18 +118,21 @@ class HttpClient:
             if self.auth is not None:
                 token = await self.auth.token()
                 hdrs["Authorization"] = f"Bearer {token}"
+            t0 = time.monotonic()
             try:
                 if self.limiter is not None:
                     async with self.limiter.slot():
+                        self._waited(time.monotonic() - t0)
+                        t0 = time.monotonic()
                         resp = await self._send(method, url, params, hdrs, json, data)
                 else:
                     resp = await self._send(method, url, params, hdrs, json, data)
             except (aiohttp.ClientError, TimeoutError) as exc:
-                self._on_status("error")
+                self._observe(None, t0)
                 last = f"{type(exc).__name__}: {exc}"
                 await self._sleep(backoff.next_delay())
                 continue
-            self._on_status(str(resp.status))
+            self._observe(resp.status, t0)
             if 200 <= resp.status < 400:
                 return resp  # redirects are the caller's to follow: credentials must not leak
             if resp.status == 401 and token is not None and not refreshed:
@@ -140,7 +148,9 @@ class HttpClient:
                 if self.limiter is not None and after:
                     self.limiter.penalize(after)
                 last = f"HTTP 429 (retry after {after}s)"
-                await self._sleep(backoff.next_delay(after))
+                delay = backoff.next_delay(after)
+                self._waited(delay)
+                await self._sleep(delay)
                 continue
             if resp.status in RETRYABLE:
                 last = f"HTTP {resp.status}: {_short(resp.body)}"
@@ -151,6 +161,14 @@ class HttpClient:
         if last.startswith("HTTP 429"):
             raise RateLimited(f"still throttled after {self.max_attempts} attempts: {last}")
         raise VendorAPIError(f"gave up after {self.max_attempts} attempts: {last}")
+
+    def _observe(self, status: int | None, t0: float) -> None:
+        if self.metrics is not None:
+            HttpResponseReceived(self.component, status, time.monotonic() - t0).emit(self.metrics)
+
+    def _waited(self, seconds: float) -> None:
+        if self.metrics is not None and seconds > 0.001:
+            RateLimitWaited(self.component, seconds).emit(self.metrics)
 
     async def _send(
         self,

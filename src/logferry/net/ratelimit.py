@@ -30,7 +30,6 @@ class RateLimiter:
         self._last = clock()
         self._lock = asyncio.Lock()
         self._sem = asyncio.Semaphore(max_concurrent) if max_concurrent else None
-        self.waited_secs = 0.0
 
     async def _take(self) -> None:
         if not self.rate:
@@ -44,7 +43,6 @@ class RateLimiter:
                     self._tokens -= 1
                     return
                 wait = (1 - self._tokens) / self.rate
-                self.waited_secs += wait
                 await asyncio.sleep(wait)
 
     def penalize(self, seconds: float) -> None:

@@ -170,6 +170,7 @@ class SinkRetryScheduled(TelemetryEvent):
     reason: str
     delay_secs: float
     attempt: int
+    message: str = ""
 
     def record(self, metrics: Metrics) -> None:
         metrics.sink_retries.labels(sink=self.sink, reason=self.reason).inc()

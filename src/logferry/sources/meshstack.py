@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import timedelta
-from typing import Literal
+from typing import Any, Literal
 
 import orjson
 from pydantic import Field, field_validator
@@ -83,7 +83,7 @@ class MeshStackConfig(SourceConfig):
     lag_secs: float = Field(
         DEFAULT_LAG_SECS,
         ge=0,
-        description="Only query windows that ended at least this long ago, so late-committed events are seen.",
+        description="Query only windows that ended this long ago, so events committed late are not missed.",
     )
     page_size: int = Field(
         DEFAULT_PAGE_SIZE, ge=1, le=MAX_PAGE_SIZE, description="Events per page (max 1000)."
@@ -178,13 +178,16 @@ class MeshStackSource(PollingSource):
             self._stale_after = 3 * cfg.interval_secs
         session = ctx.session(cfg.tls.settings())
         limiter = RateLimiter(cfg.max_requests_per_sec, max_concurrent=cfg.max_concurrent_requests)
-        counter = ctx.metrics.http_requests
-        on_status = lambda s: counter.labels(component=name, status=s).inc()  # noqa: E731
-        login_http = HttpClient(session, limiter=limiter, timeout_secs=cfg.timeout_secs, on_status=on_status)
-        self.login = MeshStackLogin(login_http, cfg.api_url, cfg.client_id, cfg.client_secret, cfg.login)
-        self.http = HttpClient(
-            session, auth=self.login, limiter=limiter, timeout_secs=cfg.timeout_secs, on_status=on_status
+        common: dict[str, Any] = {
+            "limiter": limiter,
+            "timeout_secs": cfg.timeout_secs,
+            "component": name,
+            "metrics": ctx.metrics,
+        }
+        self.login = MeshStackLogin(
+            HttpClient(session, **common), cfg.api_url, cfg.client_id, cfg.client_secret, cfg.login
         )
+        self.http = HttpClient(session, auth=self.login, **common)
         self.limiter = limiter
 
     @property

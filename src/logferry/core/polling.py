@@ -117,23 +117,19 @@ class PollingSource(ABC):
         backoff = Backoff(initial_secs=2.0, max_secs=min(300.0, self.settings.interval_secs * 2))
         while not ctx.stopping.is_set():
             window = self.next_window(cursor)
-            if window is None:
-                ctx.poll_succeeded(self._lag(cursor))
-                if not await ctx.sleep(self.settings.interval_secs):
-                    return
-                continue
-            try:
-                cursor = await self._drain(ctx, window, cursor)
-            except SourceError as exc:
-                ctx.poll_failed(str(exc), type(exc).__name__)
-                after = exc.retry_after if isinstance(exc, RateLimited) else None
-                if not await ctx.sleep(backoff.next_delay(after)):
-                    return
-                continue
-            backoff.reset()
+            if window is not None:
+                try:
+                    cursor = await self._drain(ctx, window, cursor)
+                except SourceError as exc:
+                    ctx.poll_failed(str(exc), type(exc).__name__)
+                    after = exc.retry_after if isinstance(exc, RateLimited) else None
+                    if not await ctx.sleep(backoff.next_delay(after)):
+                        return
+                    continue
+                backoff.reset()
             ctx.poll_succeeded(self._lag(cursor))
-            caught_up = self.next_window(cursor) is None
-            if caught_up and not await ctx.sleep(self.settings.interval_secs):
+            # Behind: the next window follows at once. Caught up: wait for the next interval.
+            if self.next_window(cursor) is None and not await ctx.sleep(self.settings.interval_secs):
                 return
 
     async def _drain(self, ctx: SourceContext, window: Window, cursor: dict[str, Any]) -> dict[str, Any]:

@@ -256,7 +256,7 @@ def dead_replay(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sim(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Simulator: meshstack, entra, sentinel.")],
+    name: Annotated[str, typer.Argument(help="Simulator: meshstack, entra, sentinel, keyvault.")],
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 0,
     tls: Annotated[bool, typer.Option("--tls", help="Serve HTTPS with a self-signed certificate.")] = False,

@@ -8,10 +8,12 @@ Resolved secret values are registered with the log redactor before anything can 
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import re
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 from pydantic import GetCoreSchemaHandler, GetJsonSchemaHandler
 from pydantic.json_schema import JsonSchemaValue
@@ -106,24 +108,91 @@ def _resolve_one(kind: str, arg: str, base_dir: Path) -> str:
 
 
 def _keyvault(uri: str) -> str:
+    """The value of the Key Vault secret at SecretUri ``uri`` (``LookupError`` with one line otherwise).
+
+    Production authenticates with ``DefaultAzureCredential`` (managed identity, ``AZURE_*``
+    variables, Azure CLI, ...). Two adjustments apply only when ``AZURE_AUTHORITY_HOST`` names a
+    host that is not one of Microsoft's Entra hosts, so production is unchanged:
+
+    * ``disable_instance_discovery=True``: msal otherwise asks login.microsoftonline.com whether the
+      authority is known and refuses one it is not (a private cloud, Azure Stack, the Entra
+      simulator) with ``invalid_instance``.
+    * Authority and vault both on loopback (local Entra and Key Vault simulators): only the service
+      principal from ``AZURE_TENANT_ID``/``AZURE_CLIENT_ID``/``AZURE_CLIENT_SECRET``
+      (``EnvironmentCredential``, DefaultAzureCredential's first link) is used, and the SecretClient
+      gets ``verify_challenge_resource=False``. That check wants the vault host under the
+      challenge's resource domain (``*.vault.azure.net``), which ``127.0.0.1`` never is. Relaxing it
+      is safe here because the client's only token comes from the local authority: no managed
+      identity or CLI fallback can hand a real Microsoft token to the loopback vault.
+
+    TLS trust follows requests: ``REQUESTS_CA_BUNDLE`` names a private CA where one is needed.
+    Errors never include the secret's value.
+    """
     try:
-        from azure.identity import DefaultAzureCredential
+        from azure.identity import DefaultAzureCredential, EnvironmentCredential
         from azure.keyvault.secrets import SecretClient
     except ImportError as exc:
         raise LookupError("Key Vault references need: pip install 'logferry[keyvault]'") from exc
-    from urllib.parse import urlparse
+
+    # msal's WELL_KNOWN_AUTHORITY_HOSTS plus azure-identity's AzureAuthorityHosts.
+    microsoft_hosts = {
+        "login.microsoftonline.com",
+        "login.microsoft.com",
+        "login.windows.net",
+        "sts.windows.net",
+        "login.chinacloudapi.cn",
+        "login.partner.microsoftonline.cn",
+        "login.microsoftonline.de",
+        "login-us.microsoftonline.com",
+        "login.microsoftonline.us",
+        "login.usgovcloudapi.net",
+        "login.sovcloud-identity.fr",
+        "login.sovcloud-identity.de",
+        "login.sovcloud-identity.sg",
+    }
+
+    def loopback(host: str | None) -> bool:
+        if not host:
+            return False
+        try:
+            return host.lower() == "localhost" or ipaddress.ip_address(host).is_loopback
+        except ValueError:
+            return False
 
     parts = urlparse(uri)
     segs = [s for s in parts.path.split("/") if s]
-    if len(segs) < 2 or segs[0] != "secrets":
+    if not parts.hostname or not 2 <= len(segs) <= 3 or segs[0] != "secrets":
         raise LookupError(
             f"Key Vault SecretUri must look like https://VAULT/secrets/NAME[/VERSION], got {uri}"
         )
-    client = SecretClient(vault_url=f"{parts.scheme}://{parts.netloc}", credential=DefaultAzureCredential())
+    name, version = segs[1], segs[2] if len(segs) > 2 else None
+    vault = f"{parts.scheme}://{parts.netloc}"
+    authority = os.environ.get("AZURE_AUTHORITY_HOST", "").strip()
+    authority_host = urlparse(authority if "://" in authority else f"https://{authority}").hostname
+    custom_authority = bool(authority_host) and str(authority_host).lower() not in microsoft_hosts
+    local = custom_authority and loopback(authority_host) and loopback(parts.hostname)
+    client_options: dict[str, Any] = {"verify_challenge_resource": False} if local else {}
     try:
-        value = client.get_secret(segs[1], segs[2] if len(segs) > 2 else None).value
+        if local:
+            credential: Any = EnvironmentCredential(disable_instance_discovery=True)
+        elif custom_authority:
+            credential = DefaultAzureCredential(disable_instance_discovery=True)
+        else:
+            credential = DefaultAzureCredential()
+        with credential, SecretClient(vault_url=vault, credential=credential, **client_options) as client:
+            value = client.get_secret(name, version).value
     except Exception as exc:
-        raise LookupError(f"cannot read Key Vault secret {segs[1]}: {type(exc).__name__}") from exc
+        status, code = getattr(exc, "status_code", None), getattr(getattr(exc, "error", None), "code", None)
+        if status == 404:
+            raise LookupError(f"Key Vault secret {name} not found in {vault} ({code or 'HTTP 404'})") from exc
+        lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip()]
+        detail = getattr(getattr(exc, "error", None), "message", None) or (lines[0] if lines else "")
+        detail = detail.split(" Trace ID: ")[0]  # Entra's diagnostics, not for a config error
+        detail = detail if len(detail) <= 300 else detail[:297] + "..."
+        head = " ".join(str(x) for x in (type(exc).__name__, status, code) if x)
+        raise LookupError(
+            f"cannot read Key Vault secret {name} from {vault}: {head}" + (f": {detail}" if detail else "")
+        ) from exc
     return value or ""
 
 

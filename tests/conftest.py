@@ -54,5 +54,7 @@ def read_ndjson(path: Path) -> list[dict[str, Any]]:
     """All records written by a file sink (current file and rotated ones)."""
     out: list[dict[str, Any]] = []
     for p in sorted(path.parent.glob(path.name + "*")):
-        out.extend(orjson.loads(line) for line in p.read_bytes().splitlines() if line)
+        # The sink may be mid-write: only lines that already end in a newline are complete.
+        complete = p.read_bytes().split(b"\n")[:-1]
+        out.extend(orjson.loads(line) for line in complete if line)
     return out

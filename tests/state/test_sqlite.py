@@ -32,7 +32,7 @@ async def test_commit_writes_every_routed_outbox_and_the_cursor(store: SQLiteSta
     assert (res.accepted, res.duplicates) == (3, 0)
     assert await store.get_cursor("src") == {"page": 1}
     for sink in ("a", "b"):
-        (entry,) = await store.outbox_read(sink, 10)
+        (entry,) = await store.outbox_read(sink, 10, 1 << 30)
         assert [orjson.loads(x) for x in entry.lines] == recs
     stats = await store.outbox_stats()
     assert stats["a"].events == 3 and stats["a"].bytes == res.outbox_bytes["a"]
@@ -42,7 +42,7 @@ async def test_commit_drops_ids_seen_before_and_within_the_batch(store: SQLiteSt
     await store.commit("src", 1, [{"n": 1}, {"n": 2}], ["x", "y"], {"a": enc}, 60)
     res = await store.commit("src", 2, [{"n": 2}, {"n": 3}, {"n": 3}], ["y", "z", "z"], {"a": enc}, 60)
     assert (res.accepted, res.duplicates) == (1, 2)
-    entries = await store.outbox_read("a", 10)
+    entries = await store.outbox_read("a", 10, 1 << 30)
     assert [orjson.loads(x) for e in entries for x in e.lines] == [{"n": 1}, {"n": 2}, {"n": 3}]
 
 
@@ -63,7 +63,7 @@ async def test_failed_encoder_rolls_back_cursor_and_outbox(store: SQLiteStateSto
     with pytest.raises(ValueError):
         await store.commit("src", "after", [{"n": 1}], ["id1"], {"a": enc, "b": broken}, 60)
     assert await store.get_cursor("src") == "before"
-    assert len(await store.outbox_read("a", 10)) == 1
+    assert len(await store.outbox_read("a", 10, 1 << 30)) == 1
     # id1 was not remembered, so the retried batch is not mistaken for a duplicate.
     assert (await store.commit("src", "after", [{"n": 1}], ["id1"], {"a": enc}, 60)).accepted == 1
 
@@ -71,10 +71,10 @@ async def test_failed_encoder_rolls_back_cursor_and_outbox(store: SQLiteStateSto
 async def test_ack_deletes_done_entries_and_remembers_a_partial_one(store: SQLiteStateStore) -> None:
     for i in range(3):
         await store.commit("src", i, [{"e": i, "k": k} for k in range(4)], None, {"a": enc}, 60)
-    e1, e2, e3 = await store.outbox_read("a", 10)
+    e1, e2, e3 = await store.outbox_read("a", 10, 1 << 30)
     freed = await store.outbox_ack("a", e1.id, (e2.id, 3), [("bad row", b"{}")])
     assert freed > 0
-    left = await store.outbox_read("a", 10)
+    left = await store.outbox_read("a", 10, 1 << 30)
     assert [e.id for e in left] == [e2.id, e3.id]
     assert left[0].offset == 3 and len(left[0].lines) == 1
     assert (await store.outbox_stats())["a"].events == 5
@@ -82,11 +82,21 @@ async def test_ack_deletes_done_entries_and_remembers_a_partial_one(store: SQLit
     assert (dl.component, dl.stage, dl.sink, dl.reason) == ("a", "deliver", "a", "bad row")
 
 
+async def test_outbox_read_stops_at_the_byte_budget_but_returns_at_least_one_entry(
+    store: SQLiteStateStore,
+) -> None:
+    for i in range(5):
+        await store.commit("src", i, [{"pad": "x" * 1000, "i": i}], None, {"a": enc}, 60)
+    assert len(await store.outbox_read("a", 10, 2500)) == 3
+    assert len(await store.outbox_read("a", 10, 1)) == 1
+    assert [e.id for e in await store.outbox_read("a", 2, 1 << 30)] == [1, 2]
+
+
 async def test_replay_moves_sink_dead_letters_back_to_the_outbox(store: SQLiteStateStore) -> None:
     await store.outbox_ack("a", 0, None, [("rejected", b'{"x":1}')])
     await store.add_dead_letter("src", "source", "unparseable page", b"<html>")
     assert await store.replay_dead_letters() == 1
-    (entry,) = await store.outbox_read("a", 10)
+    (entry,) = await store.outbox_read("a", 10, 1 << 30)
     assert entry.lines == [b'{"x":1}']
     (left,) = await store.dead_letters()
     assert left.stage == "source"

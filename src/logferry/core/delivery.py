@@ -31,6 +31,8 @@ from logferry.state.store import StateStore
 __all__ = ["DeliveryLoop", "SinkHealth"]
 
 READ_ENTRIES = 256
+#: Entries are whole source pages; reading by bytes bounds memory however large the backlog.
+READ_MAX_BYTES = 16 * 1024 * 1024
 IDLE_POLL_SECS = 1.0
 #: A sink turns unhealthy after failing this long without one success.
 UNHEALTHY_AFTER_SECS = 30.0
@@ -67,7 +69,7 @@ class DeliveryLoop:
     async def run(self) -> None:
         backoff = Backoff(initial_secs=0.5, max_secs=self.max_backoff_secs)
         while not self.stopping.is_set():
-            entries = await self.store.outbox_read(self.name, READ_ENTRIES)
+            entries = await self.store.outbox_read(self.name, READ_ENTRIES, READ_MAX_BYTES)
             if not entries:
                 self.wake.clear()
                 await self._wait(IDLE_POLL_SECS, self.wake)

@@ -89,47 +89,51 @@ def load_table(name: str) -> TableDefinition:
     return TableDefinition(table=raw["table"], stream=raw["stream"], columns=columns, mapping=mapping)
 
 
-def _getter(path: tuple[str, ...]) -> Callable[[Record], Any]:
-    if len(path) == 1:
-        (k,) = path
-
-        def get1(r: Record) -> Any:
-            return r.get(k)
-
-        return get1
-
-    def get(r: Record) -> Any:
-        v: Any = r
-        for k in path:
-            if not isinstance(v, dict):
-                return None
-            v = v.get(k)
-        return v
-
-    return get
-
-
 def compile_mapping(table: TableDefinition, include_optional: bool = False) -> Mapper:
     """Return a function mapping source records to rows of ``table``.
 
-    Missing source fields become absent columns (Log Analytics stores them as empty),
-    never ``null`` strings.
+    The function is generated as Python source, one local per distinct path prefix, so ``spec``
+    is fetched once per record rather than once per column and no per-column call remains
+    (1.2 µs instead of 3.9 µs per meshStack record; bench/mapping.py). Missing source fields,
+    and paths through non-objects, leave the column out (Log Analytics stores it as empty).
+    Column names and paths come from the shipped definitions and enter the source only as
+    ``repr()`` literals.
     """
-    getters = [
-        (c.name, _getter(table.mapping[c.name]))
+    cols = [
+        (c.name, table.mapping[c.name])
         for c in table.output_columns(include_optional)
         if c.name in table.mapping
     ]
-
-    def map_records(records: Sequence[Record]) -> list[Record]:
-        out = []
-        for r in records:
-            row = {}
-            for name, get in getters:
-                v = get(r)
-                if v is not None:
-                    row[name] = v
-            out.append(row)
-        return out
-
-    return map_records
+    prefixes: dict[tuple[str, ...], str] = {(): "r"}
+    body: list[str] = []
+    for _name, path in cols:
+        for n in range(1, len(path)):
+            pre = path[:n]
+            if pre not in prefixes:
+                var = f"p{len(prefixes)}"
+                parent = prefixes[pre[:-1]]
+                body.append(
+                    f"        {var} = {parent}.get({pre[-1]!r}) if isinstance({parent}, dict) else None"
+                )
+                prefixes[pre] = var
+    for name, path in cols:
+        parent = prefixes[path[:-1]]
+        body.append(f"        v = {parent}.get({path[-1]!r}) if isinstance({parent}, dict) else None")
+        body.append("        if v is not None:")
+        body.append(f"            row[{name!r}] = v")
+    source = "\n".join(
+        [
+            "def map_records(records):",
+            "    out = []",
+            "    append = out.append",
+            "    for r in records:",
+            "        row = {}",
+            *body,
+            "        append(row)",
+            "    return out",
+        ]
+    )
+    namespace: dict[str, Any] = {}
+    exec(compile(source, f"<mapping {table.table}>", "exec"), namespace)
+    mapper: Mapper = namespace["map_records"]
+    return mapper

@@ -277,9 +277,12 @@ def parse_page(body: bytes) -> tuple[list[Record], list[str], list[tuple[str, by
     for rec in raw:
         meta = rec.get("metadata") if isinstance(rec, dict) else None
         uuid = meta.get("uuid") if isinstance(meta, dict) else None
-        if not isinstance(uuid, str) or not isinstance(meta.get("createdAt"), str):  # type: ignore[union-attr]
+        created = meta.get("createdAt") if isinstance(meta, dict) else None
+        if not isinstance(uuid, str) or not isinstance(created, str):
             rejects.append(("meshStack event lacks metadata.uuid or metadata.createdAt", orjson.dumps(rec)))
             continue
         records.append(rec)
-        ids.append(uuid)
+        # Ids that ascend with time append to the right edge of the dedupe index instead of
+        # dirtying a random page per event (bench/dedupe.py: ~5 µs vs up to 32 µs per id).
+        ids.append(f"{created}|{uuid}")
     return records, ids, rejects, total_pages

@@ -82,7 +82,12 @@ class StateStore(Protocol):
         """Forget a source's cursor and seen ids; it starts over from its initial lookback."""
         ...
 
-    async def outbox_read(self, sink: str, max_entries: int, after_id: int = 0) -> list[OutboxEntry]: ...
+    async def outbox_read(
+        self, sink: str, max_entries: int, max_bytes: int, after_id: int = 0
+    ) -> list[OutboxEntry]:
+        """The oldest entries in order, stopping once their payloads reach ``max_bytes``
+        (at least one entry), so a large backlog is never read into memory at once."""
+        ...
 
     async def outbox_ack(
         self,

@@ -168,3 +168,17 @@ def test_parse_page_treats_missing_embedded_as_empty_and_rejects_records_without
     )
     records, _ids, rejects, _ = parse_page(body)
     assert records == [] and "uuid" in rejects[0][0]
+
+
+async def test_two_sources_with_one_api_key_share_its_request_budget(tmp_path: Path) -> None:
+    async with MeshStackSim(backlog_events=1500, live_rate=0, latency_secs=0.01) as sim:
+        out = tmp_path / "out.ndjson"
+        # The nine event types split between two sources that use the same key.
+        cfg = mesh_config(sim, out, page_size=20, event_types=["Added", "Created", "Changed", "Deleted"])
+        other = ["Approved", "Cancelled", "Rejected", "Removed", "Requested"]
+        cfg["sources"]["mesh2"] = dict(cfg["sources"]["mesh"], event_types=other)
+        cfg["sinks"]["out"]["inputs"] = ["mesh", "mesh2"]
+        async with running(cfg, tmp_path):
+            await wait_for(lambda: out.exists() and len(uuids(out)) >= 1500, timeout=60)
+        assert sorted(set(uuids(out))) == sorted(uuids(out))
+        assert (await stats(sim))["requests"].get("429", 0) == 0

@@ -16,6 +16,7 @@ import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
 
 from logferry.net.http import make_session
+from logferry.net.ratelimit import RateLimiter
 from logferry.net.tls import TLSSettings
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ class BuildContext:
     metrics: Metrics
     logger: logging.Logger = field(default_factory=lambda: logging.getLogger("logferry"))
     _sessions: dict[TLSSettings, aiohttp.ClientSession] = field(default_factory=dict)
+    _limiters: dict[tuple[str, ...], RateLimiter] = field(default_factory=dict)
 
     def session(self, tls: TLSSettings | None = None) -> aiohttp.ClientSession:
         """One pooled session per TLS setting, shared by every component that uses it."""
@@ -67,6 +69,16 @@ class BuildContext:
         if key not in self._sessions:
             self._sessions[key] = make_session(key)
         return self._sessions[key]
+
+    def limiter(self, key: tuple[str, ...], rate_per_sec: float, max_concurrent: int) -> RateLimiter:
+        """One limiter per vendor credential, shared by every source that uses it.
+
+        Vendor limits are per key (meshStack: one request at a time per API key), so two sources
+        configured with the same key must share one budget. The first source's settings win.
+        """
+        if key not in self._limiters:
+            self._limiters[key] = RateLimiter(rate_per_sec, max_concurrent=max_concurrent)
+        return self._limiters[key]
 
     async def close(self) -> None:
         for s in self._sessions.values():

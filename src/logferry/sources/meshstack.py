@@ -35,7 +35,6 @@ from logferry.core.registry import register_source
 from logferry.core.sink import CheckResult
 from logferry.core.types import JSONValue, Record
 from logferry.net.http import HttpClient, is_loopback
-from logferry.net.ratelimit import RateLimiter
 
 __all__ = ["MEDIA_TYPE", "MeshStackConfig", "MeshStackLogin", "MeshStackSource"]
 
@@ -177,7 +176,9 @@ class MeshStackSource(PollingSource):
         else:
             self._stale_after = 3 * cfg.interval_secs
         session = ctx.session(cfg.tls.settings())
-        limiter = RateLimiter(cfg.max_requests_per_sec, max_concurrent=cfg.max_concurrent_requests)
+        limiter = ctx.limiter(
+            ("meshstack", cfg.api_url, cfg.client_id), cfg.max_requests_per_sec, cfg.max_concurrent_requests
+        )
         common: dict[str, Any] = {
             "limiter": limiter,
             "timeout_secs": cfg.timeout_secs,
@@ -188,7 +189,6 @@ class MeshStackSource(PollingSource):
             HttpClient(session, **common), cfg.api_url, cfg.client_id, cfg.client_secret, cfg.login
         )
         self.http = HttpClient(session, auth=self.login, **common)
-        self.limiter = limiter
 
     @property
     def stale_after_secs(self) -> float:

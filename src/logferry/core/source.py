@@ -38,7 +38,12 @@ class SourceContext(Protocol):
     async def emit(
         self, records: Sequence[Record], cursor: JSONValue, ids: Sequence[str] | None = None
     ) -> EmitResult:
-        """Commit records and the cursor that follows them; ``ids`` (one per record) dedupe."""
+        """Commit records and the cursor that follows them; ``ids`` (one per record) dedupe.
+
+        Give ids that ascend with time (e.g. ``f"{created_at}|{vendor_id}"``): they append to
+        the right edge of the dedupe index, while random ids dirty one index page per event
+        (bench/dedupe.py: ~5 µs against 33-50 µs per id).
+        """
         ...
 
     async def wait_capacity(self) -> None:

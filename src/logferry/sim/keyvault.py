@@ -61,8 +61,9 @@ import jwt
 import orjson
 from aiohttp import web
 
-from .bearer import InvalidToken, JwksValidator, LocalValidator, TokenValidator, resource_of
+from .bearer import InvalidToken, resource_of
 from .entra import EntraSim
+from .entra_guard import EntraGuard
 from .options import opt
 from .registry import register
 from .server import SimOptions, SimServer, json_response, read_json, retry_headers
@@ -145,9 +146,7 @@ class KeyVaultSim(SimServer[KeyVaultOptions]):
         self, options: KeyVaultOptions | None = None, *, entra: EntraSim | None = None, **overrides: Any
     ) -> None:
         super().__init__(options, **overrides)
-        self.entra = entra
-        self._own_entra = False
-        self._validator: TokenValidator | None = None
+        self.guard = EntraGuard(entra, self.options.entra_url, self.options.entra_ca_file)
         self._tenant_id: str | None = None
         self._authority: str | None = None
         self._secrets: dict[str, _Secret] = {}
@@ -188,11 +187,9 @@ class KeyVaultSim(SimServer[KeyVaultOptions]):
 
     @property
     def credentials(self) -> dict[str, Any]:
-        creds: dict[str, Any] = {}
-        if self.entra is not None:
-            creds.update(self.entra.credentials)
-        elif self.options.entra_url:
-            creds.update(authority_host=self.options.entra_url, tenant_id=self._tenant_id)
+        creds = self.guard.credentials()
+        if self.guard.entra is None:
+            creds["tenant_id"] = self._tenant_id
         creds.update(
             vault_url=self.url,
             resource=self.options.resource,
@@ -219,29 +216,22 @@ class KeyVaultSim(SimServer[KeyVaultOptions]):
 
     # --- life cycle ----------------------------------------------------------------------------
 
+    @property
+    def entra(self) -> EntraSim | None:
+        return self.guard.entra
+
     async def on_start(self) -> None:
-        if self.entra is None and self.options.entra_url:
-            base = self.options.entra_url.rstrip("/")
-            self._tenant_id = self.options.tenant_id or await _discover_tenant(
-                base, self.options.entra_ca_file
-            )
-            self._authority = f"{base}/{self._tenant_id}"
-            self._validator = JwksValidator(f"{base}/common/discovery/v2.0/keys", self.options.entra_ca_file)
+        await self.guard.start(self.host, self.tls)
+        entra = self.guard.entra
+        if entra is not None:
+            self._tenant_id, self._authority = entra.tenant_id, entra.authority
             return
-        if self.entra is None:
-            self.entra = EntraSim()
-        if not self.entra.started:
-            # Whoever starts the Entra simulator stops it: here, with this simulator.
-            await self.entra.start(host=self.host, port=0, tls=self.tls)
-            self._own_entra = True
-        self._tenant_id = self.entra.tenant_id
-        self._authority = self.entra.authority
-        self._validator = LocalValidator(self.entra.validate_token)
+        base = self.guard.entra_url or ""
+        self._tenant_id = self.options.tenant_id or await _discover_tenant(base, self.options.entra_ca_file)
+        self._authority = f"{base}/{self._tenant_id}"
 
     async def on_stop(self) -> None:
-        if self._own_entra and self.entra is not None:
-            await self.entra.stop()
-            self._own_entra = False
+        await self.guard.stop()
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
@@ -302,9 +292,8 @@ class KeyVaultSim(SimServer[KeyVaultOptions]):
         if scheme.lower() not in ("bearer", "pop") or not token:
             self.unauthorized["missing"] += 1
             return self._unauthorized("AKV10000: Request is missing a Bearer or PoP token.")
-        assert self._validator is not None, "KeyVaultSim is not started"
         try:
-            await self._validator.validate(token, self.options.resource)
+            await self.guard.validate(token, self.options.resource)
         except InvalidToken as exc:
             self.unauthorized[exc.reason] += 1
             if exc.reason == "audience":

@@ -38,8 +38,9 @@ from aiohttp import web
 
 from logferry.schemas import available_tables, load_table
 
-from .bearer import InvalidToken, JwksValidator, LocalValidator, TokenValidator
+from .bearer import InvalidToken
 from .entra import EntraSim
+from .entra_guard import EntraGuard
 from .options import opt
 from .ratelimit import SlidingWindow, retry_after_secs
 from .registry import register
@@ -83,9 +84,7 @@ class SentinelSim(SimServer[SentinelOptions]):
         self, options: SentinelOptions | None = None, *, entra: EntraSim | None = None, **overrides: Any
     ) -> None:
         super().__init__(options, **overrides)
-        self.entra = entra
-        self._own_entra = False
-        self._validator: TokenValidator | None = None
+        self.guard = EntraGuard(entra, self.options.entra_url, self.options.entra_ca_file)
         tables = [load_table(name) for name in available_tables()]
         self.streams = {t.stream: RowValidator(t) for t in tables}
         self.store = RowStore(self.options.db_path, self.options.store_rows)
@@ -98,11 +97,7 @@ class SentinelSim(SimServer[SentinelOptions]):
 
     @property
     def credentials(self) -> dict[str, Any]:
-        creds: dict[str, Any] = {}
-        if self.entra is not None:
-            creds.update(self.entra.credentials)
-        elif self.options.entra_url:
-            creds["authority_host"] = self.options.entra_url
+        creds = self.guard.credentials()
         creds.update(
             endpoint=self.url,
             dcr_id=self.options.dcr_id,
@@ -125,22 +120,15 @@ class SentinelSim(SimServer[SentinelOptions]):
     ) -> web.Response:
         return _azure_error(status, code or "ServiceError", message, retry_headers(retry_after))
 
+    @property
+    def entra(self) -> EntraSim | None:
+        return self.guard.entra
+
     async def on_start(self) -> None:
-        if self.entra is None and self.options.entra_url:
-            jwks = f"{self.options.entra_url.rstrip('/')}/common/discovery/v2.0/keys"
-            self._validator = JwksValidator(jwks, self.options.entra_ca_file)
-            return
-        if self.entra is None:
-            self.entra = EntraSim()
-        if not self.entra.started:
-            # Whoever starts the Entra simulator stops it: here, with this simulator.
-            await self.entra.start(host=self.host, port=0, tls=self.tls)
-            self._own_entra = True
-        self._validator = LocalValidator(self.entra.validate_token)
+        await self.guard.start(self.host, self.tls)
 
     async def on_stop(self) -> None:
-        if self._own_entra and self.entra is not None:
-            await self.entra.stop()
+        await self.guard.stop()
         self.store.close()
 
     def add_routes(self, app: web.Application) -> None:
@@ -207,9 +195,8 @@ class SentinelSim(SimServer[SentinelOptions]):
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             return _unauthorized("An Authorization header with a Bearer token is required.")
-        assert self._validator is not None, "SentinelSim is not started"
         try:
-            await self._validator.validate(token.strip(), self.options.audience)
+            await self.guard.validate(token.strip(), self.options.audience)
         except InvalidToken as exc:
             return _unauthorized(exc.message)
         return None

@@ -48,8 +48,8 @@ def test_no_window_when_caught_up() -> None:
 
 def test_a_window_in_progress_is_resumed_with_its_own_bounds() -> None:
     s = source()
-    cursor = {"start": "2026-11-21T10:00:00Z", "end": "2026-11-21T10:05:00Z", "page": 7}
-    assert s.next_window(cursor) == Window(parse_time(cursor["start"]), parse_time(cursor["end"]))
+    start, end = "2026-11-21T10:00:00Z", "2026-11-21T10:05:00Z"
+    assert s.next_window({"start": start, "end": end, "page": 7}) == Window(parse_time(start), parse_time(end))
 
 
 def test_start_older_than_retention_is_clamped() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -12,8 +13,8 @@ from tests.conftest import read_ndjson, running, wait_for
 from tests.e2e.conftest import Sims
 
 
-def event_ids(rows: list[dict[str, object]]) -> list[object]:
-    return [r["EventId"] for r in rows]
+def event_ids(rows: list[dict[str, Any]]) -> list[str]:
+    return [str(r["EventId"]) for r in rows]
 
 
 @pytest.mark.mesh(backlog_events=3000, live_rate=10.0)

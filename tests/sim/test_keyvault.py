@@ -71,7 +71,7 @@ async def test_secret_client_gets_a_seeded_secret(
     secret = await client.get_secret("mesh-secret")
     assert secret.value == "s3cr3t-from-vault"
     assert secret.name == "mesh-secret"
-    assert secret.id.startswith(f"{vault.url}/secrets/mesh-secret/")
+    assert secret.id is not None and secret.id.startswith(f"{vault.url}/secrets/mesh-secret/")
     assert secret.properties.enabled is True
     assert secret.properties.recovery_level == "Recoverable+Purgeable"
     # Names are case-insensitive, as in Key Vault; the token is reused (one challenge, one token).
@@ -89,7 +89,7 @@ async def test_unknown_secret_is_404_secret_not_found(client: SecretClient, vaul
         await client.get_secret("nope")
     assert exc.value.status_code == 404
     assert exc.value.error is not None and exc.value.error.code == "SecretNotFound"
-    assert "A secret with (name/id) nope was not found in this key vault." in exc.value.error.message
+    assert "A secret with (name/id) nope was not found in this key vault." in (exc.value.error.message or "")
 
 
 async def test_version_path_reads_that_version(

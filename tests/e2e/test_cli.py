@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,6 +30,13 @@ def logferry(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
 
 
 def write(tmp_path: Path, cfg: dict[str, Any], name: str = "logferry.yaml") -> Path:
@@ -177,7 +185,8 @@ async def test_secrets_never_appear_in_logs_metrics_status_or_state(sims: Sims, 
     entra_secret = sims.entra.client_secret
     cfg = sims.config(tmp_path)
     cfg["log"] = {"level": "debug", "format": "json"}
-    cfg["api"] = {"address": "127.0.0.1:18686"}
+    port = free_port()
+    cfg["api"] = {"address": f"127.0.0.1:{port}"}
     # A wrong secret on a second source makes the vendor's error text travel through the logs.
     cfg["sources"]["bad"] = {**cfg["sources"]["mesh"], "client_secret": "${file:wrong-secret.txt}"}
     cfg["sinks"]["archive"]["inputs"] = ["mesh", "bad"]
@@ -197,9 +206,9 @@ async def test_secrets_never_appear_in_logs_metrics_status_or_state(sims: Sims, 
     try:
         await wait_for(lambda: sims.sentinel.generated() >= 400, timeout=30)
         async with aiohttp.ClientSession() as s:
-            async with s.get("http://127.0.0.1:18686/metrics") as r:
+            async with s.get(f"http://127.0.0.1:{port}/metrics") as r:
                 metrics = await r.text()
-            async with s.get("http://127.0.0.1:18686/status") as r:
+            async with s.get(f"http://127.0.0.1:{port}/status") as r:
                 status = await r.text()
     finally:
         proc.send_signal(signal.SIGTERM)

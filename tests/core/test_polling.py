@@ -49,7 +49,9 @@ def test_no_window_when_caught_up() -> None:
 def test_a_window_in_progress_is_resumed_with_its_own_bounds() -> None:
     s = source()
     start, end = "2026-11-21T10:00:00Z", "2026-11-21T10:05:00Z"
-    assert s.next_window({"start": start, "end": end, "page": 7}) == Window(parse_time(start), parse_time(end))
+    assert s.next_window({"start": start, "end": end, "page": 7}) == Window(
+        parse_time(start), parse_time(end)
+    )
 
 
 def test_start_older_than_retention_is_clamped() -> None:

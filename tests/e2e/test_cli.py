@@ -214,6 +214,8 @@ async def test_secrets_never_appear_in_logs_metrics_status_or_state(sims: Sims, 
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(proc.wait(), timeout=10) == 0
     assert "logferry_sink_events_delivered_total" in metrics
+    assert 'logferry_http_requests_total{component="sentinel",status="204"}' in metrics
+    assert 'logferry_http_requests_total{component="mesh",status="200"}' in metrics
     assert "HTTP 401" in status  # the bad source's reason is shown …
     outputs = {"log": log.read_bytes(), "metrics": metrics.encode(), "status": status.encode()}
     for f in tmp_path.glob("state.db*"):

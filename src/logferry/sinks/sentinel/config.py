@@ -249,7 +249,13 @@ class SentinelConfig(SinkConfig):
     def build(self, name: str, ctx: BuildContext) -> SentinelSink:
         from logferry.sinks.sentinel.service import SentinelSink  # service imports this module
 
-        return SentinelSink(name, self, ctx.session(self.tls.settings()), logger=ctx.logger.getChild(name))
+        return SentinelSink(
+            name,
+            self,
+            ctx.session(self.tls.settings()),
+            logger=ctx.logger.getChild(name),
+            metrics=ctx.metrics,
+        )
 
 
 def _check_url(value: str, field: str) -> str:

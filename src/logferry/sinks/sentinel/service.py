@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,8 @@ from logferry.core.sink import Action, BatchLimits, CheckResult, Resolution
 from logferry.core.types import Record
 from logferry.net.http import is_loopback
 from logferry.net.retry import parse_retry_after
+from logferry.observe.events import HttpResponseReceived
+from logferry.observe.metrics import Metrics
 from logferry.observe.redact import redact
 from logferry.sinks.sentinel.config import CertificateAuth, ClientSecretAuth, SentinelConfig
 from logferry.sinks.sentinel.encoder import BodyEncoder, RecordEncoder
@@ -115,6 +118,7 @@ class SentinelSink:
         session: aiohttp.ClientSession,
         *,
         logger: logging.Logger | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
         if not config.ingest_url.startswith("https://") and not is_loopback(config.ingest_url):
             raise ConfigError([f"sinks.{name}.endpoint: a bearer token is never sent over plain http"])
@@ -128,6 +132,7 @@ class SentinelSink:
         self._bodies = BodyEncoder(self.limits.frame, level)
         self._url = config.ingest_url
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_secs)
+        self._metrics = metrics
         self._tokens: EntraTokenProvider | None = None
         self._tokens_lock = asyncio.Lock()
 
@@ -231,7 +236,14 @@ class SentinelSink:
         }
         if self._bodies.content_encoding is not None:
             headers["Content-Encoding"] = self._bodies.content_encoding
-        async with self._session.post(
-            self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
-        ) as r:
-            return ApiResponse(r.status, r.headers, await r.read())
+        t0 = time.monotonic()
+        status: int | None = None
+        try:
+            async with self._session.post(
+                self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
+            ) as r:
+                status = r.status
+                return ApiResponse(r.status, r.headers, await r.read())
+        finally:
+            if self._metrics is not None:
+                HttpResponseReceived(self.name, status, time.monotonic() - t0).emit(self._metrics)

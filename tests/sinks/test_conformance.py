@@ -1,0 +1,81 @@
+"""The built-in sinks pass the shared sink conformance suite."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from logferry.sim.entra import EntraSim
+from logferry.sim.sentinel import SentinelSim
+from tests.conformance.sink import SinkCase, SinkConformance
+from tests.conftest import read_ndjson, secret_ref
+
+
+def mesh_records(n: int) -> list[dict[str, Any]]:
+    return [
+        {
+            "kind": "meshEventLog",
+            "metadata": {
+                "uuid": f"00000000-0000-4000-8000-{i:012d}",
+                "createdAt": "2026-11-21T10:00:00.123456Z",
+            },
+            "spec": {
+                "title": "Workspace Created",
+                "eventType": "Created",
+                "description": "line one\nline two",
+                "workspaceRef": {"name": "ws", "kind": "meshWorkspace"},
+                "content": {"Workspace": "ws", "n": i},
+                "author": {"authorType": "User", "identifier": "u"},
+            },
+        }
+        for i in range(n)
+    ]
+
+
+class TestFileSinkConformance(SinkConformance):
+    @pytest.fixture
+    async def case(self, tmp_path: Path) -> SinkCase:
+        path = tmp_path / "out.ndjson"
+
+        async def arrived() -> int:
+            return len(read_ndjson(path)) if path.exists() else 0
+
+        return SinkCase({"type": "file", "path": str(path)}, mesh_records(2500), arrived)
+
+
+class TestSentinelSinkConformance(SinkConformance):
+    @pytest.fixture
+    async def case(self) -> AsyncIterator[SinkCase]:
+        entra = EntraSim()
+        await entra.start(tls=True)
+        sentinel = SentinelSim(entra=entra)
+        await sentinel.start(tls=True)
+
+        async def arrived() -> int:
+            url = f"{sentinel.url}/sim/tables/meshStackEventLogs_CL/rows"
+            async with aiohttp.ClientSession() as s, s.get(url, ssl=False) as r:
+                return len(await r.json())
+
+        config = {
+            "type": "sentinel",
+            "endpoint": sentinel.url,
+            "dcr_immutable_id": sentinel.options.dcr_id,
+            "table": "meshStackEventLogs_CL",
+            "authority_host": entra.url,
+            "auth": {
+                "type": "client_secret",
+                "tenant_id": entra.tenant_id,
+                "client_id": entra.client_id,
+                "client_secret": secret_ref("CONFORMANCE_ENTRA_SECRET", entra.client_secret),
+            },
+            "tls": {"ca_file": sentinel.ca_file},
+        }
+        try:
+            yield SinkCase(config, mesh_records(2500), arrived)
+        finally:
+            await sentinel.stop()
+            await entra.stop()

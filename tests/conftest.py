@@ -14,6 +14,8 @@ import orjson
 from logferry.config.loader import parse_config
 from logferry.connectors import load_builtin
 from logferry.service import Service
+from logferry.sim.entra import EntraSim
+from logferry.sim.sentinel import SentinelSim
 
 load_builtin()
 
@@ -48,6 +50,25 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"condition not met within {timeout}s")
         await asyncio.sleep(interval)
+
+
+def sentinel_sink_config(entra: EntraSim, sentinel: SentinelSim, **overrides: Any) -> dict[str, Any]:
+    """A ``sentinel`` sink entry for the simulators (``inputs`` left to the caller)."""
+    return {
+        "type": "sentinel",
+        "endpoint": sentinel.url,
+        "dcr_immutable_id": sentinel.options.dcr_id,
+        "table": "meshStackEventLogs_CL",
+        "authority_host": entra.url,
+        "auth": {
+            "type": "client_secret",
+            "tenant_id": entra.tenant_id,
+            "client_id": entra.client_id,
+            "client_secret": secret_ref("TEST_ENTRA_SECRET", entra.client_secret),
+        },
+        "tls": {"ca_file": sentinel.ca_file},
+        **overrides,
+    }
 
 
 def read_ndjson(path: Path) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import pytest
 from logferry.sim.entra import EntraSim
 from logferry.sim.meshstack import MeshStackSim
 from logferry.sim.sentinel import SentinelSim
-from tests.conftest import secret_ref
+from tests.conftest import secret_ref, sentinel_sink_config
 
 TABLE = "meshStackEventLogs_CL"
 
@@ -46,23 +46,9 @@ class Sims:
                 }
             },
             "sinks": {
-                "sentinel": {
-                    "type": "sentinel",
-                    "inputs": ["mesh"],
-                    "endpoint": self.sentinel.url,
-                    "dcr_immutable_id": self.sentinel.options.dcr_id,
-                    "table": TABLE,
-                    "authority_host": self.entra.url,
-                    "auth": {
-                        "type": "client_secret",
-                        "tenant_id": self.entra.tenant_id,
-                        "client_id": self.entra.client_id,
-                        "client_secret": secret_ref("E2E_ENTRA_SECRET", self.entra.client_secret),
-                    },
-                    "max_backoff_secs": 2,
-                    "tls": {"ca_file": self.sentinel.ca_file},
-                    **(sentinel or {}),
-                },
+                "sentinel": sentinel_sink_config(
+                    self.entra, self.sentinel, inputs=["mesh"], max_backoff_secs=2, **(sentinel or {})
+                ),
                 "archive": {
                     "type": "file",
                     "inputs": ["mesh"],

@@ -12,7 +12,7 @@ import pytest
 from logferry.sim.entra import EntraSim
 from logferry.sim.sentinel import SentinelSim
 from tests.conformance.sink import SinkCase, SinkConformance
-from tests.conftest import read_ndjson, secret_ref
+from tests.conftest import read_ndjson, sentinel_sink_config
 
 
 def mesh_records(n: int) -> list[dict[str, Any]]:
@@ -60,20 +60,7 @@ class TestSentinelSinkConformance(SinkConformance):
             async with aiohttp.ClientSession() as s, s.get(url, ssl=False) as r:
                 return len(await r.json())
 
-        config = {
-            "type": "sentinel",
-            "endpoint": sentinel.url,
-            "dcr_immutable_id": sentinel.options.dcr_id,
-            "table": "meshStackEventLogs_CL",
-            "authority_host": entra.url,
-            "auth": {
-                "type": "client_secret",
-                "tenant_id": entra.tenant_id,
-                "client_id": entra.client_id,
-                "client_secret": secret_ref("CONFORMANCE_ENTRA_SECRET", entra.client_secret),
-            },
-            "tls": {"ca_file": sentinel.ca_file},
-        }
+        config = sentinel_sink_config(entra, sentinel)
         try:
             yield SinkCase(config, mesh_records(2500), arrived)
         finally:

@@ -59,7 +59,9 @@ class MeshStackOptions(SimOptions):
     live_rate: float = opt(2.0, "new events per second while running (0 = none)")
     token_lifetime_secs: int = opt(300, "access token lifetime (expires_in)")
     max_concurrent_per_key: int = opt(1, "concurrent API requests per key before 429 (0 = unlimited)")
-    max_rps_per_key: int = opt(10, "API requests per second per key before 429 (0 = unlimited)")
+    # meshStack documents only "one request at a time per key"; this cap is the simulator's own,
+    # set above the client default (10/s) so network jitter never trips a well-behaved client.
+    max_rps_per_key: int = opt(20, "API requests per second per key before 429 (0 = unlimited)")
     latency_secs: float = opt(0.005, "time each API request takes; makes overlapping requests observable")
 
     def __post_init__(self) -> None:

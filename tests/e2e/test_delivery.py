@@ -98,7 +98,7 @@ async def test_records_the_destination_rejects_are_dead_lettered_with_its_reason
 @pytest.mark.mesh(backlog_events=4000)
 async def test_full_outbox_pauses_the_source_instead_of_dropping(sims: Sims, tmp_path: Path) -> None:
     cap = 100_000
-    await sims.post(sims.sentinel, "/sim/outage", {"seconds": 6, "status": 503})
+    await sims.post(sims.sentinel, "/sim/outage", {"seconds": 10, "status": 503})
     cfg = sims.config(tmp_path, sentinel={"outbox_max_bytes": cap, "include_event_id": True}, page_size=100)
     async with running(cfg, tmp_path) as svc:
         rt = svc.pipeline.runtimes["mesh"]

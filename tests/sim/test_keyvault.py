@@ -5,9 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import subprocess
-import sys
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -19,9 +17,8 @@ from azure.keyvault.secrets.aio import SecretClient
 from logferry.sim.entra import EntraSim
 from logferry.sim.keyvault import KEYVAULT_RESOURCE, KeyVaultSim
 
-from .conftest import Starter
+from .conftest import Starter, announcement
 from .helpers import ssl_for, stats
-from .test_standalone import SCRIPT, _announcement
 
 SECRETS = {"mesh-secret": "s3cr3t-from-vault", "other": "x"}
 API = "api-version=7.4"
@@ -197,30 +194,9 @@ def test_secrets_option_is_checked() -> None:
         KeyVaultSim(secrets='{"no_underscores": "x"}')
 
 
-@pytest.fixture
-def launch() -> Iterator[Any]:
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(*argv: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, "keyvault", "tls", *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
-
-
 async def test_standalone_with_tls_serves_the_secret_client(launch: Any) -> None:
-    proc = launch("--secrets", json.dumps(SECRETS))
-    announced = await asyncio.to_thread(_announcement, proc)
+    proc = launch("keyvault", True, "--secrets", json.dumps(SECRETS))
+    announced = await asyncio.to_thread(announcement, proc)
     creds = announced["credentials"]
     assert creds["vault_url"] == announced["url"] and creds["secrets"] == ["mesh-secret", "other"]
     async with (

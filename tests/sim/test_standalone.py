@@ -3,51 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import signal
 import ssl
-import subprocess
-import sys
-from collections.abc import Iterator
 from typing import Any
 
 import aiohttp
-import pytest
 
-SCRIPT = (
-    "import asyncio, sys; from logferry.sim import run_standalone; "
-    "asyncio.run(run_standalone(sys.argv[1], '127.0.0.1', 0, sys.argv[2] == 'tls', sys.argv[3:]))"
-)
-
-
-@pytest.fixture
-def launch() -> Iterator[Any]:
-    procs: list[subprocess.Popen[str]] = []
-
-    def start(name: str, tls: bool, *argv: str) -> subprocess.Popen[str]:
-        proc = subprocess.Popen(
-            [sys.executable, "-c", SCRIPT, name, "tls" if tls else "plain", *argv],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        procs.append(proc)
-        return proc
-
-    yield start
-    for proc in procs:
-        if proc.poll() is None:
-            proc.kill()
-        proc.communicate(timeout=10)
-
-
-def _announcement(proc: subprocess.Popen[str]) -> dict[str, Any]:
-    assert proc.stdout is not None
-    first = proc.stdout.readline()
-    assert first.startswith("listening on "), first + (proc.stderr.read() if proc.stderr else "")
-    announced: dict[str, Any] = json.loads(proc.stdout.readline())
-    assert first.strip() == f"listening on {announced['url']}"
-    return announced
+from .conftest import announcement
 
 
 async def _stats(url: str, ca_file: str | None) -> dict[str, Any]:
@@ -59,7 +21,7 @@ async def _stats(url: str, ca_file: str | None) -> dict[str, Any]:
 
 async def test_meshstack_announces_url_and_credentials_then_stops_on_sigterm(launch: Any) -> None:
     proc = launch("meshstack", False, "--backlog-events", "5", "--live-rate", "0")
-    announced = await asyncio.to_thread(_announcement, proc)
+    announced = await asyncio.to_thread(announcement, proc)
     assert set(announced) == {"url", "credentials", "ca_file"}
     assert set(announced["credentials"]) == {"client_id", "client_secret", "api_user", "api_password"}
     assert announced["ca_file"] is None
@@ -70,7 +32,7 @@ async def test_meshstack_announces_url_and_credentials_then_stops_on_sigterm(lau
 
 async def test_sentinel_with_tls_announces_its_entra_and_dcr(launch: Any) -> None:
     proc = launch("sentinel", True, "--store-rows", "false")
-    announced = await asyncio.to_thread(_announcement, proc)
+    announced = await asyncio.to_thread(announcement, proc)
     creds = announced["credentials"]
     assert announced["url"].startswith("https://")
     assert {"tenant_id", "client_id", "client_secret", "authority_host", "dcr_id", "streams"} <= set(creds)

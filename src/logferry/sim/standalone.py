@@ -53,7 +53,8 @@ async def _until_terminated() -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     # Ctrl-C already cancels the task under asyncio.run; SIGTERM would kill the process without
-    # cleanup (temp key files, SQLite), so it gets the same orderly stop.
+    # cleanup (temp key files, SQLite), so it gets the same orderly stop. Not a stub: asyncio raises
+    # NotImplementedError where signals are unsupported and RuntimeError outside the main thread.
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:

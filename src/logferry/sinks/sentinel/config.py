@@ -20,13 +20,13 @@ the token authority are worked out once, here, so the sink only sends. Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Annotated, Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 from yarl import URL
 
 from logferry.config.base import BuildContext, Model, SinkConfig, TLSConfig
-from logferry.config.secrets import Secret
+from logferry.config.entra import CertificateAuth, ClientSecretAuth, EntraAuth
 from logferry.core.registry import register_sink
 from logferry.net.http import is_loopback
 from logferry.schemas import available_tables, load_table
@@ -64,39 +64,6 @@ CLOUDS: dict[Cloud, tuple[str, str]] = {
     "usgov": ("https://login.microsoftonline.us", "https://monitor.azure.us/.default"),
     "china": ("https://login.chinacloudapi.cn", "https://monitor.azure.cn/.default"),
 }
-
-_TENANT = Field(
-    description="Directory (tenant) id of the app registration.",
-    examples=["72f988bf-86f1-41af-91ab-2d7cd011db47"],
-    min_length=1,
-)
-_CLIENT = Field(
-    description="Application (client) id of the app registration that holds the role on the DCR.",
-    examples=["0b5d6c3e-1111-4222-8333-944455556666"],
-    min_length=1,
-)
-
-
-class ClientSecretAuth(Model):
-    type: Literal["client_secret"] = Field(description="Authenticate with a client secret.")
-    tenant_id: str = _TENANT
-    client_id: str = _CLIENT
-    client_secret: Secret = Field(
-        description="The app's client secret, by reference.", examples=["${env:SENTINEL_CLIENT_SECRET}"]
-    )
-
-
-class CertificateAuth(Model):
-    type: Literal["certificate"] = Field(description="Authenticate with a certificate (no shared secret).")
-    tenant_id: str = _TENANT
-    client_id: str = _CLIENT
-    certificate: Secret = Field(
-        description="PEM text holding the private key and the certificate uploaded to the app, by reference.",
-        examples=["${file:/etc/logferry/app.pem}"],
-    )
-
-
-SentinelAuth = Annotated[ClientSecretAuth | CertificateAuth, Field(discriminator="type")]
 
 
 class SentinelBatch(Model):
@@ -157,7 +124,10 @@ class SentinelConfig(SinkConfig):
         description="Also send the optional EventId column (add it to the table and the DCR stream first).",
         examples=[True],
     )
-    auth: SentinelAuth = Field(description="How the app signs in to Entra ID.")
+    auth: EntraAuth = Field(
+        description="How the app signs in to Entra ID; the app needs the Monitoring Metrics Publisher "
+        "role on the DCR."
+    )
     cloud: Cloud = Field(
         default=DEFAULT_CLOUD,
         description="Azure cloud; picks the Entra ID authority host and the Azure Monitor token scope.",

@@ -9,7 +9,6 @@ https://learn.microsoft.com/azure/azure-monitor/logs/logs-ingestion-api-overview
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 import uuid
@@ -21,6 +20,7 @@ import aiohttp
 import orjson
 
 from logferry.auth.entra import EntraTokenProvider
+from logferry.config.entra import entra_provider
 from logferry.core.errors import AuthError, ConfigError
 from logferry.core.sink import Action, BatchLimits, CheckResult, Resolution
 from logferry.core.types import Record
@@ -29,7 +29,7 @@ from logferry.net.retry import parse_retry_after
 from logferry.observe.events import HttpResponseReceived
 from logferry.observe.metrics import Metrics
 from logferry.observe.redact import redact
-from logferry.sinks.sentinel.config import CertificateAuth, ClientSecretAuth, SentinelConfig
+from logferry.sinks.sentinel.config import SentinelConfig
 from logferry.sinks.sentinel.encoder import BodyEncoder, RecordEncoder
 
 __all__ = ["MAX_REASON_CHARS", "ApiResponse", "SentinelSink", "classify"]
@@ -134,15 +134,14 @@ class SentinelSink:
         self._timeout = aiohttp.ClientTimeout(total=config.timeout_secs)
         self._metrics = metrics
         self._tokens: EntraTokenProvider | None = None
-        self._tokens_lock = asyncio.Lock()
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
         return self._records.encode(records)
 
     async def start(self) -> None:
-        """Create the token provider; a failure here is reported again by every ``send``."""
+        """Check the credential loads; a failure here is reported again by every ``send``."""
         try:
-            await self._provider()
+            self._provider()
         except AuthError as exc:
             self._log.warning("sink %s: Entra ID is not ready yet: %s", self.name, exc)
 
@@ -191,36 +190,16 @@ class SentinelSink:
 
     # --- plumbing ------------------------------------------------------------------------------
 
-    async def _provider(self) -> EntraTokenProvider:
-        if self._tokens is not None:
-            return self._tokens
-        async with self._tokens_lock:
-            if self._tokens is None:
-                self._tokens = await asyncio.to_thread(self._new_provider)
-            return self._tokens
-
-    def _new_provider(self) -> EntraTokenProvider:
-        # msal discovers the tenant over HTTP while it is constructed, so this runs in a thread.
-        c = self.config
-        tls = c.tls
-        verify: bool | str = tls.ca_file if (tls.verify and tls.ca_file) else tls.verify
-        secret = c.auth.client_secret.reveal() if isinstance(c.auth, ClientSecretAuth) else None
-        pem = c.auth.certificate.reveal() if isinstance(c.auth, CertificateAuth) else None
-        try:
-            return EntraTokenProvider(
-                tenant_id=c.auth.tenant_id,
-                client_id=c.auth.client_id,
-                scope=c.resolved_token_scope,
-                client_secret=secret,
-                certificate_pem=pem,
-                authority_host=c.resolved_authority_host,
-                verify=verify,
+    def _provider(self) -> EntraTokenProvider:
+        if self._tokens is None:
+            c = self.config
+            self._tokens = entra_provider(
+                c.auth, scope=c.resolved_token_scope, authority_host=c.resolved_authority_host, tls=c.tls
             )
-        except (ValueError, OSError) as exc:  # msal: unreachable authority; cryptography: bad PEM
-            raise AuthError(f"cannot set up Entra ID sign-in: {exc}") from exc
+        return self._tokens
 
     async def _post(self, body: bytes) -> ApiResponse:
-        tokens = await self._provider()
+        tokens = self._provider()
         token = await tokens.token()
         resp = await self._post_once(body, token)
         if resp.status == 401:

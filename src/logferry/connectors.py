@@ -11,6 +11,7 @@ __all__ = ["BUILTIN_MODULES", "load_builtin"]
 
 BUILTIN_MODULES = (
     "logferry.sources.meshstack",
+    "logferry.sources.o365.config",
     "logferry.sinks.sentinel",
     "logferry.sinks.file",
     "logferry.sinks.stdout",

@@ -27,7 +27,15 @@ from logferry.core.source import SourceContext
 from logferry.core.types import JSONValue, Record
 from logferry.net.retry import Backoff
 
-__all__ = ["Page", "PollingSource", "Window", "WindowSettings", "format_time", "parse_time"]
+__all__ = [
+    "Page",
+    "PollingSource",
+    "Window",
+    "WindowPlanner",
+    "WindowSettings",
+    "format_time",
+    "parse_time",
+]
 
 
 def format_time(t: datetime) -> str:
@@ -68,11 +76,52 @@ class WindowSettings:
     min_window_secs: float = 1.0
 
 
+class WindowPlanner:
+    """Cuts the time since a cursor into query windows: the initial lookback, the retention
+    clamp, the lag held back for late events, at most ``window_secs`` per query.
+
+    Cursors are plain dicts (``start``, ``end``, ``page``): ``end`` set means a window is in
+    progress and is resumed as is; unset means the next window starts at ``start``.
+    """
+
+    def __init__(self, settings: WindowSettings, clock: Callable[[], float] = time.time) -> None:
+        self.settings = settings
+        self._clock = clock
+
+    def now(self) -> datetime:
+        return datetime.fromtimestamp(self._clock(), UTC)
+
+    def initial(self) -> dict[str, Any]:
+        start = self.now() - timedelta(seconds=self.settings.lookback_secs)
+        return {"start": format_time(self.clamp(start).replace(microsecond=0)), "end": None, "page": None}
+
+    def clamp(self, start: datetime) -> datetime:
+        """Never ask for data older than the vendor keeps; a gap is reported, not retried forever."""
+        if self.settings.retention_secs is None:
+            return start
+        oldest = self.now() - timedelta(seconds=self.settings.retention_secs)
+        return max(start, oldest)
+
+    def next_window(self, cursor: dict[str, Any]) -> Window | None:
+        if cursor.get("end"):
+            return Window(parse_time(cursor["start"]), parse_time(cursor["end"]))
+        start = self.clamp(parse_time(cursor["start"]))
+        limit = self.now() - timedelta(seconds=self.settings.lag_secs)
+        end = min(start + timedelta(seconds=self.settings.window_secs), limit.replace(microsecond=0))
+        if (end - start).total_seconds() < self.settings.min_window_secs:
+            return None
+        return Window(start, end)
+
+    def lag(self, cursor: dict[str, Any]) -> float:
+        """How far behind now this cursor is, in seconds."""
+        return max(0.0, (self.now() - parse_time(cursor["start"])).total_seconds())
+
+
 class PollingSource(ABC):
     def __init__(self, name: str, settings: WindowSettings, clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self.settings = settings
-        self._clock = clock
+        self.planner = WindowPlanner(settings, clock)
 
     @property
     def stale_after_secs(self) -> float:
@@ -89,31 +138,13 @@ class PollingSource(ABC):
         return None
 
     def now(self) -> datetime:
-        return datetime.fromtimestamp(self._clock(), UTC)
-
-    def _initial(self) -> dict[str, Any]:
-        start = self.now() - timedelta(seconds=self.settings.lookback_secs)
-        return {"start": format_time(start.replace(microsecond=0)), "end": None, "page": None}
-
-    def _clamp(self, start: datetime) -> datetime:
-        """Never ask for data older than the vendor keeps; a gap is reported, not retried forever."""
-        if self.settings.retention_secs is None:
-            return start
-        oldest = self.now() - timedelta(seconds=self.settings.retention_secs)
-        return max(start, oldest)
+        return self.planner.now()
 
     def next_window(self, cursor: dict[str, Any]) -> Window | None:
-        if cursor.get("end"):
-            return Window(parse_time(cursor["start"]), parse_time(cursor["end"]))
-        start = self._clamp(parse_time(cursor["start"]))
-        limit = self.now() - timedelta(seconds=self.settings.lag_secs)
-        end = min(start + timedelta(seconds=self.settings.window_secs), limit.replace(microsecond=0))
-        if (end - start).total_seconds() < self.settings.min_window_secs:
-            return None
-        return Window(start, end)
+        return self.planner.next_window(cursor)
 
     async def run(self, ctx: SourceContext) -> None:
-        cursor: dict[str, Any] = dict(ctx.cursor) if isinstance(ctx.cursor, dict) else self._initial()
+        cursor: dict[str, Any] = dict(ctx.cursor) if isinstance(ctx.cursor, dict) else self.planner.initial()
         backoff = Backoff(initial_secs=2.0, max_secs=min(300.0, self.settings.interval_secs * 2))
         while not ctx.stopping.is_set():
             window = self.next_window(cursor)
@@ -127,7 +158,7 @@ class PollingSource(ABC):
                         return
                     continue
                 backoff.reset()
-            ctx.poll_succeeded(self._lag(cursor))
+            ctx.poll_succeeded(self.planner.lag(cursor))
             # Behind: the next window follows at once. Caught up: wait for the next interval.
             if self.next_window(cursor) is None and not await ctx.sleep(self.settings.interval_secs):
                 return
@@ -157,6 +188,3 @@ class PollingSource(ABC):
             await ctx.emit((), done)
             cursor = done
         return cursor
-
-    def _lag(self, cursor: dict[str, Any]) -> float:
-        return max(0.0, (self.now() - parse_time(cursor["start"])).total_seconds())

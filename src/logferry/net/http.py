@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -86,7 +86,10 @@ class HttpClient:
         component: str = "http",
         metrics: Metrics | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
+        throttled: Callable[[HttpResponse], bool] | None = None,
     ) -> None:
+        """``throttled`` recognises a vendor's own throttling answer besides 429 (Office 365
+        answers ``403`` with error code ``AF429``), so it gets the same wait-and-retry."""
         self.session = session
         self.auth = auth
         self.limiter = limiter
@@ -96,6 +99,7 @@ class HttpClient:
         self.component = component
         self.metrics = metrics
         self._sleep = sleep
+        self._throttled = throttled
 
     async def request(
         self,
@@ -106,7 +110,10 @@ class HttpClient:
         headers: Mapping[str, str] | None = None,
         json: Any = None,
         data: Any = None,
+        passthrough: Collection[int] = (),
     ) -> HttpResponse:
+        """Send with retries; ``passthrough`` statuses are returned for the caller to interpret
+        (a vendor error code in the body that means "skip this item", not "fail")."""
         if self.auth is not None and URL(url).scheme != "https" and not is_loopback(url):
             raise AuthError(f"refusing to send credentials over plain http to {URL(url).host}; use https")
         backoff = Backoff(max_secs=self.backoff_max_secs)
@@ -133,7 +140,8 @@ class HttpClient:
                 await self._sleep(backoff.next_delay())
                 continue
             self._observe(resp.status, t0)
-            if 200 <= resp.status < 400:
+            throttled = resp.status == 429 or (self._throttled is not None and self._throttled(resp))
+            if (200 <= resp.status < 400 or resp.status in passthrough) and not throttled:
                 return resp  # redirects are the caller's to follow: credentials must not leak
             if resp.status == 401 and token is not None and not refreshed:
                 # Tokens can expire or be revoked before their stated lifetime.
@@ -141,24 +149,29 @@ class HttpClient:
                 self.auth.invalidate(token)
                 refreshed = True
                 continue
-            if resp.status == 401 or resp.status == 403:
-                raise AuthError(f"HTTP {resp.status} from {URL(url).path}: {_short(resp.body)}")
-            if resp.status == 429:
+            if throttled:
                 after = parse_retry_after(resp.headers.get("Retry-After"))
-                if self.limiter is not None and after:
-                    self.limiter.penalize(after)
-                last = f"HTTP 429 (retry after {after}s)"
                 delay = backoff.next_delay(after)
+                if self.limiter is not None:
+                    # Every request on this key slows down, not just this one (AF429 has no Retry-After).
+                    self.limiter.penalize(after or delay)
+                last = (
+                    f"HTTP 429 (retry after {after}s)"
+                    if resp.status == 429
+                    else f"throttled: {_short(resp.body)}"
+                )
                 self._waited(delay)
                 await self._sleep(delay)
                 continue
+            if resp.status == 401 or resp.status == 403:
+                raise AuthError(f"HTTP {resp.status} from {URL(url).path}: {_short(resp.body)}")
             if resp.status in RETRYABLE:
                 last = f"HTTP {resp.status}: {_short(resp.body)}"
                 after = parse_retry_after(resp.headers.get("Retry-After"))
                 await self._sleep(backoff.next_delay(after))
                 continue
             raise VendorAPIError(f"HTTP {resp.status} from {URL(url).path}: {_short(resp.body)}", resp.status)
-        if last.startswith("HTTP 429"):
+        if last.startswith(("HTTP 429", "throttled")):
             raise RateLimited(f"still throttled after {self.max_attempts} attempts: {last}")
         raise VendorAPIError(f"gave up after {self.max_attempts} attempts: {last}")
 

@@ -33,6 +33,7 @@ __all__ = [
     "SinkEventsDelivered",
     "SinkRequestSent",
     "SinkRetryScheduled",
+    "SourceItemsSkipped",
     "SourcePageFetched",
     "SourcePollFailed",
     "SourcePollSucceeded",
@@ -108,6 +109,24 @@ class SourcePollFailed(TelemetryEvent):
 
     def record(self, metrics: Metrics) -> None:
         metrics.polls.labels(source=self.source, outcome="error").inc()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceItemsSkipped(TelemetryEvent):
+    """The vendor no longer serves an item the source had queued (an expired content blob).
+
+    Nothing can bring it back, so it is counted and reported rather than retried forever;
+    ``reason`` is a short code (``expired``, ``not_found``), ``item`` names what was lost.
+    """
+
+    name: ClassVar[str] = "source_items_skipped"
+    level: ClassVar[int | None] = logging.WARNING
+    source: str
+    reason: str
+    item: str
+
+    def record(self, metrics: Metrics) -> None:
+        metrics.source_items_skipped.labels(source=self.source, reason=self.reason).inc()
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,12 @@ class Metrics:
             ["source"],
             registry=r,
         )
+        self.source_items_skipped = Counter(
+            "logferry_source_items_skipped_total",
+            "Queued vendor items the vendor no longer serves (expired content), by reason.",
+            ["source", "reason"],
+            registry=r,
+        )
         self.polls = Counter(
             "logferry_source_polls_total",
             "Poll cycles by outcome (ok|error).",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, Protocol
 
 import aiohttp
@@ -47,7 +47,7 @@ def resource_of(scope_or_resource: str) -> str:
     return resource.rstrip("/")
 
 
-def decode_token(token: str, key: Any, audience: str, issuer: str | None = None) -> Claims:
+def decode_token(token: str, key: Any, audience: str, issuer: str | Sequence[str] | None = None) -> Claims:
     """Verify an RS256 access token with ``key``; raise ``InvalidToken`` saying what is wrong."""
     try:
         return jwt.decode(

@@ -62,6 +62,9 @@ class EntraOptions(SimOptions):
     seed: int = opt(1, "seed for tenant id, client id and client secret")
     token_lifetime_secs: int = opt(3600, "access token lifetime (expires_in)")
     tenant_domain: str = opt("logferry-sim.onmicrosoft.com", "domain name accepted in place of the tenant id")
+    extra_tenants: int = opt(
+        0, "further tenants that consented to the app (a multi-tenant app registration, as MSSPs use)"
+    )
 
 
 @register("entra")
@@ -74,6 +77,10 @@ class EntraSim(SimServer[EntraOptions]):
         super().__init__(options, **overrides)
         rng = random.Random(f"{self.options.seed}:entra")
         self.tenant_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
+        #: The home tenant first, then the tenants where the app was consented.
+        self.tenant_ids = [self.tenant_id] + [
+            str(uuid.UUID(int=rng.getrandbits(128), version=4)) for _ in range(self.options.extra_tenants)
+        ]
         self.client_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         self.service_principal_id = str(uuid.UUID(int=rng.getrandbits(128), version=4))
         # Shaped like an Entra secret value: three characters, a digit, "Q~", then 34 more.
@@ -101,19 +108,26 @@ class EntraSim(SimServer[EntraOptions]):
     def jwks_url(self) -> str:
         return f"{self.url}/{self.tenant_id}/discovery/v2.0/keys"
 
-    def validate_token(self, token: str, audience: str) -> Claims:
-        """Claims of an access token this simulator issued for ``audience``; ``InvalidToken`` otherwise."""
-        return self.signing_key.verify(token, audience, self.issuer)
+    def issuer_of(self, tenant_id: str) -> str:
+        return f"https://sts.windows.net/{tenant_id}/"
 
-    def issue_token(self, resource: str, lifetime_secs: int | None = None) -> str:
+    def validate_token(self, token: str, audience: str) -> Claims:
+        """Claims of an access token this simulator issued for ``audience`` in any of its tenants
+        (the ``tid`` claim says which); ``InvalidToken`` otherwise."""
+        return self.signing_key.verify(token, audience, [self.issuer_of(t) for t in self.tenant_ids])
+
+    def issue_token(
+        self, resource: str, lifetime_secs: int | None = None, tenant_id: str | None = None
+    ) -> str:
         """Mint a token directly; tests use it for expired (negative lifetime) or wrong-audience tokens."""
         lifetime = self.options.token_lifetime_secs if lifetime_secs is None else lifetime_secs
-        return self._mint(resource_of(resource), lifetime, "direct")[0]
+        return self._mint(resource_of(resource), lifetime, "direct", tenant_id or self.tenant_id)[0]
 
     @property
     def credentials(self) -> dict[str, Any]:
         return {
             "tenant_id": self.tenant_id,
+            "tenant_ids": list(self.tenant_ids),
             "client_id": self.client_id,
             "client_secret": self.client_secret,
             **self._files,
@@ -178,8 +192,7 @@ class EntraSim(SimServer[EntraOptions]):
         )
 
     async def _openid_v2(self, request: web.Request) -> web.Response:
-        self._tenant(request, metadata=True)
-        base = f"{_origin(request)}/{self.tenant_id}"
+        base = f"{_origin(request)}/{self._metadata_tenant(request)}"
         return json_response(
             {
                 "token_endpoint": f"{base}/oauth2/v2.0/token",
@@ -205,8 +218,7 @@ class EntraSim(SimServer[EntraOptions]):
         )
 
     async def _openid_v1(self, request: web.Request) -> web.Response:
-        self._tenant(request, metadata=True)
-        base = f"{_origin(request)}/{self.tenant_id}"
+        base = f"{_origin(request)}/{self._metadata_tenant(request)}"
         return json_response(
             {
                 "token_endpoint": f"{base}/oauth2/token",
@@ -216,7 +228,7 @@ class EntraSim(SimServer[EntraOptions]):
                     "client_secret_basic",
                 ],
                 "jwks_uri": f"{base}/discovery/keys",
-                "issuer": self.issuer,
+                "issuer": self.issuer_of(self._metadata_tenant(request)),
                 "authorization_endpoint": f"{base}/oauth2/authorize",
                 "id_token_signing_alg_values_supported": ["RS256"],
                 "response_types_supported": ["code", "id_token", "code id_token", "token id_token", "token"],
@@ -232,14 +244,16 @@ class EntraSim(SimServer[EntraOptions]):
     # --- tokens --------------------------------------------------------------------------------
 
     async def _token_v2(self, request: web.Request) -> web.Response:
-        form, grant = await self._authenticate_client(request)
+        form, grant, tenant = await self._authenticate_client(request)
         scope = form.get("scope")
         if not scope:
             raise self._fail(request, 900144, param="scope")
         defaults = [s for s in scope.split() if s.endswith("/.default")]
         if not defaults:
             raise self._fail(request, 1002012, scope=scope)
-        token, exp, now = self._mint(resource_of(defaults[0]), self.options.token_lifetime_secs, grant)
+        token, exp, now = self._mint(
+            resource_of(defaults[0]), self.options.token_lifetime_secs, grant, tenant
+        )
         return json_response(
             {
                 "token_type": "Bearer",
@@ -250,11 +264,11 @@ class EntraSim(SimServer[EntraOptions]):
         )
 
     async def _token_v1(self, request: web.Request) -> web.Response:
-        form, grant = await self._authenticate_client(request)
+        form, grant, tenant = await self._authenticate_client(request)
         resource = form.get("resource")
         if not resource:
             raise self._fail(request, 900144, param="resource")
-        token, exp, now = self._mint(resource_of(resource), self.options.token_lifetime_secs, grant)
+        token, exp, now = self._mint(resource_of(resource), self.options.token_lifetime_secs, grant, tenant)
         # The v1 endpoint answers with numbers as strings.
         return json_response(
             {
@@ -268,12 +282,12 @@ class EntraSim(SimServer[EntraOptions]):
             }
         )
 
-    async def _authenticate_client(self, request: web.Request) -> tuple[dict[str, str], str]:
+    async def _authenticate_client(self, request: web.Request) -> tuple[dict[str, str], str, str]:
         """Check tenant, grant type and client credentials, in the order Entra reports problems.
 
-        Returns the form and the grant kind (``client_secret`` or ``client_certificate``).
+        Returns the form, the grant kind (``client_secret`` or ``client_certificate``) and the tenant id.
         """
-        self._tenant(request, metadata=False)
+        tenant = self._tenant(request, metadata=False)
         form = {k: v for k, v in (await request.post()).items() if isinstance(v, str)}
         grant_type = form.get("grant_type")
         if not grant_type:
@@ -298,42 +312,49 @@ class EntraSim(SimServer[EntraOptions]):
                 )
             except AssertionRejected as exc:
                 raise self._fail(request, exc.code, detail=exc.message) from None
-            return form, "client_certificate"
+            return form, "client_certificate", tenant
         secret = form.get("client_secret") or basic_secret
         if secret is None:
             raise self._fail(request, 7000218)
         if not hmac.compare_digest(secret.encode(), self.client_secret.encode()):
             raise self._fail(request, 7000215, client_id=self.client_id)
-        return form, "client_secret"
+        return form, "client_secret", tenant
 
-    def _mint(self, audience: str, lifetime_secs: int, grant: str) -> tuple[str, int, int]:
+    def _mint(self, audience: str, lifetime_secs: int, grant: str, tenant: str) -> tuple[str, int, int]:
         issued = int(time.time())
         exp = issued + lifetime_secs
         claims = {
             "aud": audience,
-            "iss": self.issuer,
+            "iss": self.issuer_of(tenant),
             "iat": issued,
             "nbf": issued,
             "exp": exp,
             "appid": self.client_id,
             # appidacr: "1" = client secret, "2" = certificate.
             "appidacr": "2" if grant == "client_certificate" else "1",
-            "idp": self.issuer,
+            "idp": self.issuer_of(tenant),
             "idtyp": "app",
             "oid": self.service_principal_id,
             "sub": self.service_principal_id,
-            "tid": self.tenant_id,
+            "tid": tenant,
             "uti": uuid.uuid4().hex[:22],
             "ver": "1.0",
         }
         self.tokens_issued[grant] += 1
         return self.signing_key.sign(claims), exp, issued
 
-    def _tenant(self, request: web.Request, *, metadata: bool) -> None:
+    def _tenant(self, request: web.Request, *, metadata: bool) -> str:
         tenant = request.match_info["tenant"]
-        if tenant in (self.tenant_id, self.options.tenant_domain) or (metadata and tenant in _META_TENANTS):
-            return
+        if tenant == self.options.tenant_domain:
+            return self.tenant_id
+        if tenant in self.tenant_ids or (metadata and tenant in _META_TENANTS):
+            return tenant
         raise self._fail(request, 90002, tenant=tenant)
+
+    def _metadata_tenant(self, request: web.Request) -> str:
+        """The tenant a metadata document describes; ``common`` and friends describe the home tenant."""
+        tenant = self._tenant(request, metadata=True)
+        return self.tenant_id if tenant in _META_TENANTS else tenant
 
     def _fail(self, request: web.Request, code: int, **fields: str) -> HTTPError:
         """An error in Entra's JSON shape for AADSTS ``code`` (see ``_AADSTS``)."""

@@ -14,7 +14,7 @@ import binascii
 import shutil
 import tempfile
 import weakref
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -59,7 +59,7 @@ class SigningKey:
             claims, self.bundle.key, algorithm="RS256", headers={"kid": self.kid, "x5t": self.kid}
         )
 
-    def verify(self, token: str, audience: str, issuer: str) -> Claims:
+    def verify(self, token: str, audience: str, issuer: str | Sequence[str]) -> Claims:
         return decode_token(token, self.bundle.key.public_key(), audience, issuer)
 
 

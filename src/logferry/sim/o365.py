@@ -76,7 +76,9 @@ class O365Options(SimOptions):
     list_page_size: int = opt(100, "content items per listing page before a NextPageUri")
     requests_per_minute: int = opt(2000, "requests per minute per tenant and PublisherIdentifier (AF429)")
     shared_requests_per_minute: int = opt(600, "requests per minute without PublisherIdentifier, all tenants")
+    throttle_window_secs: float = opt(60.0, "the 'minute' the two limits above count over (tests shorten it)")
     subscribed: bool = opt(False, "start with every subscription enabled")
+    live: bool = opt(True, "new blobs keep appearing while running (off: the backlog is all there is)")
     retention_secs: float = opt(7 * _DAY, "content lifetime and the oldest startTime accepted")
     audience: str = opt("https://manage.office.com", "token audience the API accepts")
     latency_secs: float = opt(0.002, "time each API request takes")
@@ -105,12 +107,13 @@ class O365Sim(SimServer[O365Options]):
     ):
         super().__init__(options, **overrides)
         o = self.options
+        self._started_at = time.time()
         if entra is None and o.entra_url is None:
             entra = EntraSim(seed=o.seed, extra_tenants=o.tenants - 1)
         self.guard = EntraGuard(entra, o.entra_url, o.entra_ca_file)
         self.content = ContentTimeline(
             seed=o.seed,
-            origin=time.time() - o.backlog_secs,
+            origin=self._started_at - o.backlog_secs,
             interval_secs=o.blob_interval_secs,
             records_per_blob=o.records_per_blob,
             duplicate_ratio=o.duplicate_ratio,
@@ -119,7 +122,7 @@ class O365Sim(SimServer[O365Options]):
         )
         self.subscriptions: dict[tuple[str, str], str] = {}
         self._windows: dict[tuple[str, str], SlidingWindow] = {}
-        self._shared = SlidingWindow(o.shared_requests_per_minute, 60.0)
+        self._shared = SlidingWindow(o.shared_requests_per_minute, o.throttle_window_secs)
         self.counts: Counter[str] = Counter()
         self.requests_by_tenant: Counter[str] = Counter()
 
@@ -174,8 +177,11 @@ class O365Sim(SimServer[O365Options]):
     # --- harness helpers -----------------------------------------------------------------------
 
     def expected_ids(self, tenant: str, content_type: str, start: float, end: float) -> set[str]:
-        """Unique record Ids in blobs created in ``[start, end)`` that exist now (for tests)."""
-        return self.content.unique_ids(tenant, content_type, start, end, time.time())
+        """Record Ids served in blobs created in ``[start, end)`` that exist now (for tests)."""
+        return self.content.unique_ids(tenant, content_type, start, end, self._now())
+
+    def _now(self) -> float:
+        return time.time() if self.options.live else self._started_at
 
     # --- subscriptions -------------------------------------------------------------------------
 
@@ -223,8 +229,8 @@ class O365Sim(SimServer[O365Options]):
                 "AF20023",
                 f"The subscription was disabled by a tenant or service admin. ContentType={ct}",
             )
-        now = time.time()
-        start, end = self._window(request, now)
+        now = self._now()
+        start, end = self._window(request, time.time())
         offset = 0
         token = request.query.get("nextPage")
         if token is not None:
@@ -263,10 +269,10 @@ class O365Sim(SimServer[O365Options]):
         ref = self.content.parse_content_id(content_id)
         if ref is None or ref.tenant != tenant:
             raise _fail(400, "AF20052", f"Content ID {content_id} in the URL is invalid.")
-        now = time.time()
+        now = self._now()
         if not self.content.available(ref, now):
             raise _fail(404, "AF20050", f"The specified content ({content_id}) doesn't exist.")
-        if self.content.expires(ref) <= now:
+        if self.content.expires(ref) <= time.time():
             self.counts["expired_requested"] += 1
             raise _fail(400, "AF20051", f"Content requested with the key {content_id} has already expired.")
         records = self.content.records(ref)
@@ -300,7 +306,8 @@ class O365Sim(SimServer[O365Options]):
             window = self._shared
         else:
             window = self._windows.setdefault(
-                (tenant, publisher), SlidingWindow(self.options.requests_per_minute, 60.0)
+                (tenant, publisher),
+                SlidingWindow(self.options.requests_per_minute, self.options.throttle_window_secs),
             )
         if window.admit(asyncio.get_running_loop().time()) is not None:
             self.counts["throttled"] += 1

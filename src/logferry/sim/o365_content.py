@@ -138,10 +138,10 @@ class ContentTimeline:
         return [self._record(ref, rng, created, i) for i in range(self.records_per_blob)]
 
     def unique_ids(self, tenant: str, content_type: str, start: float, end: float, now: float) -> set[str]:
-        """Every record Id in blobs created in ``[start, end)`` (tests compare against it)."""
+        """Every record Id served in blobs created in ``[start, end)`` (tests compare against it)."""
         ids: set[str] = set()
         for k in self.blobs_between(tenant, content_type, start, end, now):
-            ids.update(r["Id"] for r in self.records_nodup(BlobRef(tenant, content_type, k)))
+            ids.update(r["Id"] for r in self.records(BlobRef(tenant, content_type, k)))
         return ids
 
     def _rng(self, ref: BlobRef, purpose: str) -> random.Random:

@@ -20,6 +20,7 @@ from logferry.config.loader import DEFAULT_STATE_PATH, Config, config_schema, lo
 from logferry.connectors import load_builtin
 from logferry.core.errors import ConfigError, LogferryError
 from logferry.observe.logging import configure_logging
+from logferry.sim import SIMULATORS
 from logferry.state.sqlite import SQLiteStateStore
 
 __all__ = ["app", "main"]
@@ -256,7 +257,7 @@ def dead_replay(
 @app.command(context_settings={"allow_extra_args": True, "ignore_unknown_options": True})
 def sim(
     ctx: typer.Context,
-    name: Annotated[str, typer.Argument(help="Simulator: meshstack, entra, sentinel, keyvault.")],
+    name: Annotated[str, typer.Argument(help="Simulator: " + ", ".join(sorted(SIMULATORS)) + ".")],
     host: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
     port: Annotated[int, typer.Option(help="Port (0 = any free port).")] = 0,
     tls: Annotated[bool, typer.Option("--tls", help="Serve HTTPS with a self-signed certificate.")] = False,

@@ -12,6 +12,8 @@ __all__ = ["BUILTIN_MODULES", "load_builtin"]
 BUILTIN_MODULES = (
     "logferry.sources.meshstack",
     "logferry.sources.o365.config",
+    "logferry.sources.graph_alerts",
+    "logferry.sources.message_trace",
     "logferry.sinks.sentinel",
     "logferry.sinks.file",
     "logferry.sinks.stdout",

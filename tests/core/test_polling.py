@@ -31,7 +31,7 @@ def source(
 
 def test_first_window_starts_at_the_lookback_and_is_cut_to_window_secs() -> None:
     s = source()
-    w = s.next_window(s._initial())
+    w = s.next_window(s.planner.initial())
     assert w == Window(parse_time("2026-11-21T11:00:00Z"), parse_time("2026-11-21T11:05:00Z"))
 
 
@@ -63,3 +63,12 @@ def test_start_older_than_retention_is_clamped() -> None:
 def test_format_time_keeps_fractions_only_when_present() -> None:
     assert format_time(parse_time("2026-01-02T03:04:05Z")) == "2026-01-02T03:04:05Z"
     assert format_time(parse_time("2026-01-02T03:04:05.250000Z")) == "2026-01-02T03:04:05.250000Z"
+
+
+def test_initial_lookback_beyond_retention_starts_at_the_retention_edge() -> None:
+    s = source(lookback=7200, retention=600)
+    assert s.planner.initial()["start"] == "2026-11-21T11:50:00Z"
+
+
+def test_lag_is_the_distance_from_the_cursor_start_to_now() -> None:
+    assert source().planner.lag({"start": "2026-11-21T11:00:00Z"}) == 3600.0

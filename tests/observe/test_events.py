@@ -16,6 +16,7 @@ from logferry.observe import (
     SinkEventsDelivered,
     SinkRequestSent,
     SinkRetryScheduled,
+    SourceItemsSkipped,
     SourcePageFetched,
     SourcePollFailed,
     SourcePollSucceeded,
@@ -45,6 +46,10 @@ from logferry.observe import (
         (
             SourcePollFailed(source="duo", error_type="VendorAPIError", message="HTTP 500"),
             {'logferry_source_polls_total{outcome="error",source="duo"}': 1.0},
+        ),
+        (
+            SourceItemsSkipped(source="o365", reason="expired", item="tenant/Audit.Exchange/blob-1"),
+            {'logferry_source_items_skipped_total{reason="expired",source="o365"}': 1.0},
         ),
         (
             EventsDeduplicated(source="duo", count=3),

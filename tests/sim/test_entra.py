@@ -15,6 +15,7 @@ from logferry.sim.bearer import InvalidToken
 from logferry.sim.entra import EntraSim
 from logferry.sim.tls import make_self_signed
 
+from .conftest import Starter
 from .helpers import ssl_for, stats
 
 MONITOR_SCOPE = "https://monitor.azure.com//.default"
@@ -207,3 +208,25 @@ def test_validate_token_refuses_a_forged_signature(entra: EntraSim) -> None:
     with pytest.raises(InvalidToken) as caught:
         entra.validate_token(forger.issue_token("https://monitor.azure.com"), "https://monitor.azure.com")
     assert caught.value.reason == "signature"
+
+
+async def test_msal_gets_tokens_in_every_tenant_of_a_multi_tenant_app(start_sim: Starter) -> None:
+    multi: EntraSim = await start_sim(EntraSim(extra_tenants=2), tls=True)
+
+    def acquire(tenant: str) -> dict[str, Any]:
+        # msal fetches the tenant's metadata while it is constructed: keep that off the event loop.
+        app = msal.ConfidentialClientApplication(
+            multi.client_id,
+            client_credential=multi.client_secret,
+            authority=f"{multi.url}/{tenant}",
+            verify=multi.ca_file,
+            instance_discovery=False,
+        )
+        result: dict[str, Any] = app.acquire_token_for_client(scopes=["https://manage.office.com/.default"])
+        return result
+
+    for tenant in multi.tenant_ids:
+        result = await asyncio.to_thread(acquire, tenant)
+        claims = multi.validate_token(result["access_token"], "https://manage.office.com")
+        assert (claims["tid"], claims["iss"]) == (tenant, f"https://sts.windows.net/{tenant}/")
+    assert len(set(multi.tenant_ids)) == 3

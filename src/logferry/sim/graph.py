@@ -39,8 +39,8 @@ import asyncio
 import base64
 import binascii
 import uuid
-from collections import Counter
-from collections.abc import Callable, Sequence
+from collections import Counter, deque
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -77,6 +77,7 @@ MDE_AUDIENCES = (
 EXCHANGE_AUDIENCE = "https://outlook.office365.com"
 RWS_PATH = "/ecp/reportingwebservice/reporting.svc/MessageTrace"
 
+Handler = Callable[[web.Request], Awaitable[web.Response]]
 _VERSIONS = frozenset({"v1.0", "beta"})
 _ALERTS_DEFAULT_TOP = 1000
 _ALERTS_MAX_TOP = 2000
@@ -106,6 +107,7 @@ class GraphOptions(SimOptions):
     mde_per_hour: int = opt(1500, "MDE API calls per hour per app and tenant (0 = no limit)")
     trace_per_5min: int = opt(100, "message trace requests per 5-minute running window per tenant (0 = none)")
     limit_window_scale: float = opt(1.0, "multiplies every rate-limit window (1/60: a minute lasts a second)")
+    mde_next_links: bool = opt(True, "MDE pages carry @odata.nextLink (off: clients must page by $skip)")
     rws_page_size: int = opt(2000, "Reporting Web Service rows per page")
     rws_max_skiptoken: int = opt(999_999, "the Reporting Web Service answers 500 from this $skiptoken on")
     latency_secs: float = opt(0.005, "time each API request takes")
@@ -158,6 +160,9 @@ class GraphSim(SimServer[GraphOptions]):
         self.served: Counter[str] = Counter()
         self.rate_limited: Counter[str] = Counter()
         self.unauthorized: Counter[str] = Counter()
+        #: Every API request answered: (event-loop time, API, status, Retry-After or None), so a test
+        #: can check a client's pacing; bounded, the oldest entries go first.
+        self.log: deque[tuple[float, str, int, int | None]] = deque(maxlen=10_000)
 
     # --- what tests and the harness use --------------------------------------------------------
 
@@ -213,12 +218,15 @@ class GraphSim(SimServer[GraphOptions]):
 
     def add_routes(self, app: web.Application) -> None:
         r = app.router
-        r.add_get("/{version}/security/alerts_v2", self._alerts_v2)
-        r.add_get("/{version}/admin/exchange/tracing/messageTraces", self._message_traces)
-        r.add_get("/api/alerts", self._mde_alerts)
-        r.add_get(RWS_PATH, self._rws)
+        r.add_get("/{version}/security/alerts_v2", self._logged("alerts", self._alerts_v2))
+        r.add_get(
+            "/{version}/admin/exchange/tracing/messageTraces", self._logged("trace", self._message_traces)
+        )
+        r.add_get("/api/alerts", self._logged("mde", self._mde_alerts))
+        rws = self._logged("rws", self._rws)
+        r.add_get(RWS_PATH, rws)
         # The service's own links spell the path in either case.
-        r.add_get("/ecp/ReportingWebService/Reporting.svc/MessageTrace", self._rws)
+        r.add_get("/ecp/ReportingWebService/Reporting.svc/MessageTrace", rws)
         r.add_post("/sim/alerts/update", self._update_alerts)
 
     # --- Graph alerts_v2 -----------------------------------------------------------------------
@@ -280,7 +288,7 @@ class GraphSim(SimServer[GraphOptions]):
         self.served["mde"] += len(page)
         body: dict[str, Any] = {"@odata.context": f"{_origin(request)}/api/$metadata#Alerts"}
         body["value"] = [render_mde(a, tenant, expand) for a in page]
-        if skip + top < len(matches):
+        if skip + top < len(matches) and self.options.mde_next_links:
             body["@odata.nextLink"] = _absolute_link(request, {"$skip": str(skip + top)})
         return json_response(body)
 
@@ -431,6 +439,24 @@ class GraphSim(SimServer[GraphOptions]):
         )
 
     # --- plumbing ------------------------------------------------------------------------------
+
+    def _logged(self, api: str, handler: Handler) -> Handler:
+        async def logged(request: web.Request) -> web.Response:
+            try:
+                response = await handler(request)
+            except HTTPError as exc:
+                self._note(api, exc.response)
+                raise
+            self._note(api, response)
+            return response
+
+        return logged
+
+    def _note(self, api: str, response: web.Response) -> None:
+        after = response.headers.get("Retry-After")
+        self.log.append(
+            (asyncio.get_running_loop().time(), api, response.status, int(after) if after else None)
+        )
 
     def _advance(self) -> None:
         now = now_ticks()

@@ -156,11 +156,15 @@ class AlertStore:
 
     def update_now(self, count: int, now: int) -> list[Alert]:
         """Move the ``count`` oldest unresolved alerts one step along new → inProgress → resolved."""
-        self.advance(now)
         picked = [a for a in self.alerts if a.status != "resolved"][:count]
         for alert in picked:
-            self._apply_update(alert, now)
+            self.update(alert, now)
         return picked
+
+    def update(self, alert: Alert, now: int) -> None:
+        """One change to ``alert`` at ``now`` (after anything that was due before it)."""
+        self.advance(now)
+        self._apply_update(alert, now)
 
     def query(self, time_field: str, bounds: TimeRange, keep: Callable[[Alert], bool]) -> list[Alert]:
         """Current versions whose ``time_field`` (``updated``/``created``) is in ``bounds``, oldest first."""
@@ -196,19 +200,18 @@ class AlertStore:
         rng = random.Random(f"{alert.salt}:{alert.version + 1}")
         alert.version += 1
         # A last digit that is never zero, so a client that rounds to microseconds is caught.
-        updated = when - when % 10 + rng.randrange(1, 10)
-        if self._sorted and self._log_ticks and updated <= self._log_ticks[-1]:
-            # Live versions append to the sorted log: each one strictly after the last.
-            updated = self._log_ticks[-1] + 1
-        alert.updated = updated
+        alert.updated = when - when % 10 + rng.randrange(1, 10)
         alert.status = _STATUS_FLOW[min(_STATUS_FLOW.index(alert.status) + 1, len(_STATUS_FLOW) - 1)]
         alert.assigned_to = rng.choice(_ANALYSTS)
-        if alert.status == "resolved":
-            alert.resolved = alert.updated
         self.updates_applied += 1
         self._log_version(alert)
+        if alert.status == "resolved":
+            alert.resolved = alert.updated
 
     def _log_version(self, alert: Alert) -> None:
+        if self._sorted and self._log_ticks and alert.updated <= self._log_ticks[-1]:
+            # Live versions append to the sorted log, each strictly after the last.
+            alert.updated = self._log_ticks[-1] + 1
         self._log_ticks.append(alert.updated)
         self._log.append((alert.n, alert.version))
 

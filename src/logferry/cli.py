@@ -38,6 +38,8 @@ state_app = typer.Typer(help="Inspect or reset durable state (cursors, outboxes)
 dead_app = typer.Typer(help="List or replay dead letters.", no_args_is_help=True)
 app.add_typer(state_app, name="state")
 app.add_typer(dead_app, name="dead-letters")
+o365_app = typer.Typer(help="Office 365 Management Activity API onboarding.", no_args_is_help=True)
+app.add_typer(o365_app, name="o365")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to logferry.yaml.")]
 OptionalConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Path to logferry.yaml.")]
@@ -121,6 +123,59 @@ def check(config: ConfigOpt) -> None:
         finally:
             await ctx.close()
         return all_ok
+
+    if not asyncio.run(main()):
+        raise typer.Exit(1)
+
+
+@o365_app.command("consent-url")
+def o365_consent_url(
+    client_id: Annotated[str, typer.Option(help="Application (client) id of the app registration.")],
+    redirect_uri: Annotated[str, typer.Option(help="A reply URL registered on the app.")],
+    cloud: Annotated[str, typer.Option(help="commercial, gcc, gcc_high or dod.")] = "commercial",
+    tenant: Annotated[str, typer.Option(help="A tenant id to consent in, or 'common' for any.")] = "common",
+) -> None:
+    """Print the link a tenant admin opens to consent to the app (once per tenant)."""
+    from logferry.sources.o365.config import CLOUDS
+    from logferry.sources.o365.onboarding import consent_url
+
+    if cloud not in CLOUDS:
+        raise _fail([f"--cloud: unknown cloud {cloud!r}; use one of {', '.join(CLOUDS)}"])
+    typer.echo(consent_url(client_id, redirect_uri, cloud, tenant))
+
+
+@o365_app.command("subscriptions")
+def o365_subscriptions(
+    config: ConfigOpt,
+    source: Annotated[str | None, typer.Option(help="Which office365 source (default: every one).")] = None,
+    start: Annotated[bool, typer.Option("--start", help="Start the configured content types first.")] = False,
+) -> None:
+    """List the subscription of every configured tenant and content type; exit 1 if any is not enabled."""
+    cfg = _load(config)
+    configure_logging("error", "text")
+    from logferry.config.base import BuildContext
+    from logferry.observe.metrics import Metrics
+    from logferry.sources.o365.config import Office365Config
+    from logferry.sources.o365.onboarding import subscription_states
+    from logferry.sources.o365.source import Office365Source
+
+    names = [n for n, sc in cfg.sources.items() if isinstance(sc, Office365Config) and source in (None, n)]
+    if not names:
+        raise _fail([f"{config}: no office365 source{f' named {source!r}' if source else ''}"])
+
+    async def main() -> bool:
+        ctx = BuildContext(data_dir=cfg.state_path().parent, metrics=Metrics())
+        ok = True
+        try:
+            for name in names:
+                src = cfg.sources[name].build(name, ctx)
+                assert isinstance(src, Office365Source)  # an office365 config builds one
+                for state in await subscription_states(src, start):
+                    ok &= state.status == "enabled"
+                    typer.echo(f"{name} {state.tenant_id} {state.content_type}: {state.status}")
+        finally:
+            await ctx.close()
+        return ok
 
     if not asyncio.run(main()):
         raise typer.Exit(1)

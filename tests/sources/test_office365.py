@@ -18,9 +18,11 @@ from logferry.config.base import BuildContext
 from logferry.config.loader import parse_config
 from logferry.core.errors import ConfigError
 from logferry.observe.metrics import Metrics
+from logferry.sim.entra import EntraSim
 from logferry.sim.o365 import O365Sim
 from logferry.sim.o365_content import CONTENT_TYPES, BlobRef
-from tests.conftest import read_ndjson, running, secret_ref, wait_for
+from logferry.sim.sentinel import SentinelSim
+from tests.conftest import read_ndjson, running, secret_ref, sentinel_sink_config, wait_for
 
 HOUR = 3600.0
 
@@ -397,3 +399,42 @@ async def test_one_failing_tenant_turns_the_source_red_while_the_others_deliver(
             await wait_for(lambda: not source_health(service).healthy, timeout=10)
             health = source_health(service)
             assert stranger in (health.reason or "")
+
+
+async def test_audit_records_land_in_the_o365audit_table_of_sentinel(tmp_path: Path) -> None:
+    entra = EntraSim()
+    await entra.start(tls=True)
+    sentinel = SentinelSim(entra=entra)
+    await sentinel.start(tls=True)
+    try:
+        async with o365_sim(
+            entra=entra, backlog_secs=HOUR, blob_interval_secs=600, records_per_blob=3
+        ) as sim:
+            want = expected(sim, content_types=("Audit.SharePoint",))
+            cfg = {
+                "sources": {"o365": o365_source(sim, content_types=["Audit.SharePoint"])},
+                "sinks": {
+                    "sentinel": sentinel_sink_config(entra, sentinel, inputs=["o365"], table="O365Audit_CL")
+                },
+            }
+
+            async def rows() -> list[dict[str, Any]]:
+                url = f"{sentinel.url}/sim/tables/O365Audit_CL/rows"
+                async with aiohttp.ClientSession() as s, s.get(url, ssl=False) as r:
+                    data: list[dict[str, Any]] = await r.json()
+                    return data
+
+            async with running(cfg, tmp_path):
+                await wait_for(lambda: _has_all(rows, want), timeout=30)
+            row = (await rows())[0]
+            assert row["TimeGenerated"] == row["AuditData"]["CreationTime"]
+            assert row["RecordId"] == row["AuditData"]["Id"]
+            assert (row["Workload"] in ("SharePoint", "OneDrive")) and row["RecordType"] == 6
+            assert row["OrganizationId"] == sim.tenant_ids[0]
+    finally:
+        await sentinel.stop()
+        await entra.stop()
+
+
+async def _has_all(rows: Any, want: set[str]) -> bool:
+    return want <= {r["RecordId"] for r in await rows()}

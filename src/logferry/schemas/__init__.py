@@ -1,7 +1,8 @@
 """Destination table definitions, kept as data so a new table needs no code.
 
 Each ``<Table>.yaml`` beside this module names the table, its DCR stream, its typed
-columns and, per column, the dotted path of the source field that fills it::
+columns and, per column, the dotted path of the source field that fills it (``.`` is the
+whole record, for a ``dynamic`` column that keeps everything)::
 
     table: meshStackEventLogs_CL
     stream: Custom-meshStackEventLogs_CL
@@ -82,11 +83,15 @@ def load_table(name: str) -> TableDefinition:
     for c in columns:
         if c.type not in COLUMN_TYPES:
             raise ValueError(f"{name}: column {c.name} has unknown type {c.type!r}")
-    mapping = {col: tuple(path.split(".")) for col, path in raw.get("mapping", {}).items()}
+    mapping = {col: _path(path) for col, path in raw.get("mapping", {}).items()}
     unknown = set(mapping) - {c.name for c in columns}
     if unknown:
         raise ValueError(f"{name}: mapping names columns the table lacks: {sorted(unknown)}")
     return TableDefinition(table=raw["table"], stream=raw["stream"], columns=columns, mapping=mapping)
+
+
+def _path(dotted: str) -> tuple[str, ...]:
+    return () if dotted == "." else tuple(dotted.split("."))
 
 
 def compile_mapping(table: TableDefinition, include_optional: bool = False) -> Mapper:
@@ -117,6 +122,9 @@ def compile_mapping(table: TableDefinition, include_optional: bool = False) -> M
                 )
                 prefixes[pre] = var
     for name, path in cols:
+        if not path:
+            body.append(f"        row[{name!r}] = r")
+            continue
         parent = prefixes[path[:-1]]
         body.append(f"        v = {parent}.get({path[-1]!r}) if isinstance({parent}, dict) else None")
         body.append("        if v is not None:")

@@ -23,6 +23,7 @@ from logferry.sim.o365 import O365Sim
 from logferry.sim.o365_content import CONTENT_TYPES, BlobRef
 from logferry.sim.sentinel import SentinelSim
 from tests.conftest import read_ndjson, running, secret_ref, sentinel_sink_config, wait_for
+from tests.e2e.test_cli import free_port
 
 HOUR = 3600.0
 
@@ -438,3 +439,39 @@ async def test_audit_records_land_in_the_o365audit_table_of_sentinel(tmp_path: P
 
 async def _has_all(rows: Any, want: set[str]) -> bool:
     return want <= {r["RecordId"] for r in await rows()}
+
+
+async def test_webhook_notifications_fetch_new_content_between_polls(tmp_path: Path) -> None:
+    port = free_port()
+    async with o365_sim(
+        backlog_secs=60, blob_interval_secs=1, records_per_blob=1, notify_interval_secs=0.5
+    ) as sim:
+        out = tmp_path / "out.ndjson"
+        webhook = {
+            "address": f"http://127.0.0.1:{port}/o365/notifications",
+            "listen": f"127.0.0.1:{port}",
+            "auth_id": secret_ref("TEST_O365_HOOK", "hook-shared-value"),
+        }
+        # Polls an hour apart: after the first catch-up only notifications can bring content.
+        cfg = pipeline(sim, out, content_types=["Audit.Exchange"], interval_secs=3600, webhook=webhook)
+        backlog = expected(sim, content_types=("Audit.Exchange",))
+        async with running(cfg, tmp_path):
+            await wait_for(lambda: backlog <= set(ids(out)), timeout=15)
+            await asyncio.sleep(0.5)  # let the catch-up poll finish its last window
+            listed = (await stats(sim))["blobs_listed"]
+            since = time.time()
+            await wait_for(
+                lambda: len(expected(sim, since, ("Audit.Exchange",)) & set(ids(out))) >= 3, timeout=15
+            )
+            async with aiohttp.ClientSession() as s:
+                async with s.post(webhook["address"], json=[], headers={"Webhook-AuthID": "guess"}) as r:
+                    assert r.status == 401
+                headers = {"Webhook-AuthID": "hook-shared-value", "Webhook-ValidationCode": "abc"}
+                async with s.post(webhook["address"], json={"validationCode": "abc"}, headers=headers) as r:
+                    assert r.status == 200
+        st = await stats(sim)
+        assert st["webhooks_validated"] == 1 and st["notifications_sent"] >= 3
+        assert st["blobs_listed"] == listed, "no listing poll ran: the new blobs came by notification"
+        assert st["webhooks"] == {f"{sim.tenant_ids[0]}/Audit.Exchange": webhook["address"]}
+        got = ids(out)
+        assert len(got) == len(set(got))

@@ -24,6 +24,8 @@ PublisherIdentifier and the subscription states.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import datetime as dt
 import re
 import time
@@ -32,8 +34,10 @@ from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import orjson
 from aiohttp import web
+from yarl import URL
 
 from .bearer import InvalidToken
 from .entra import EntraSim
@@ -58,8 +62,22 @@ _COUNTS = (
     "throttled",
     "requests_without_publisher",
     "subscriptions_started",
+    "webhooks_validated",
+    "notifications_sent",
+    "notifications_failed",
 )
 _NEXT_PAGE = re.compile(r"^(\d{10})R(\d{12})$")
+
+
+@dataclass(frozen=True)
+class Webhook:
+    address: str
+    auth_id: str
+    expiration: str
+    since: float = 0.0  # contentCreated from which blobs are still to be announced
+
+    def same_endpoint(self, other: Webhook | None) -> bool:
+        return other is not None and (self.address, self.auth_id) == (other.address, other.auth_id)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -82,6 +100,7 @@ class O365Options(SimOptions):
     retention_secs: float = opt(7 * _DAY, "content lifetime and the oldest startTime accepted")
     audience: str = opt("https://manage.office.com", "token audience the API accepts")
     latency_secs: float = opt(0.002, "time each API request takes")
+    notify_interval_secs: float = opt(1.0, "how often new content is announced to registered webhooks")
     entra_url: str | None = opt(
         None, "validate tokens via this Entra simulator's JWKS instead of running one"
     )
@@ -121,6 +140,9 @@ class O365Sim(SimServer[O365Options]):
             retention_secs=o.retention_secs,
         )
         self.subscriptions: dict[tuple[str, str], str] = {}
+        self.webhooks: dict[tuple[str, str], Webhook] = {}
+        self._notifier: asyncio.Task[None] | None = None
+        self._client: aiohttp.ClientSession | None = None
         self._windows: dict[tuple[str, str], SlidingWindow] = {}
         self._shared = SlidingWindow(o.shared_requests_per_minute, o.throttle_window_secs)
         self.counts: Counter[str] = Counter()
@@ -145,6 +167,7 @@ class O365Sim(SimServer[O365Options]):
             **counts,
             "requests_by_tenant": dict(self.requests_by_tenant),
             "subscriptions": {f"{t}/{ct}": s for (t, ct), s in sorted(self.subscriptions.items())},
+            "webhooks": {f"{t}/{ct}": w.address for (t, ct), w in sorted(self.webhooks.items())},
         }
 
     def error_response(
@@ -158,12 +181,20 @@ class O365Sim(SimServer[O365Options]):
 
     async def on_start(self) -> None:
         await self.guard.start(self.host, self.tls)
+        self._client = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10))
+        self._notifier = asyncio.create_task(self._notify_loop())
         if self.options.subscribed:
             for tenant in self.tenant_ids:
                 for ct in CONTENT_TYPES:
                     self.subscriptions[(tenant, ct)] = "enabled"
 
     async def on_stop(self) -> None:
+        if self._notifier is not None:
+            self._notifier.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._notifier
+        if self._client is not None:
+            await self._client.close()
         await self.guard.stop()
 
     def add_routes(self, app: web.Application) -> None:
@@ -188,11 +219,104 @@ class O365Sim(SimServer[O365Options]):
     async def _start(self, request: web.Request) -> web.Response:
         tenant, _publisher = await self._admit(request, "StartSubscription")
         ct = _content_type(request)
-        if self.subscriptions.get((tenant, ct)) == "enabled":
+        hook = await self._webhook_of(request)
+        enabled = self.subscriptions.get((tenant, ct)) == "enabled"
+        # /start also registers, changes or re-enables a webhook of an enabled subscription.
+        if enabled and (hook is None or hook.same_endpoint(self.webhooks.get((tenant, ct)))):
             raise _fail(400, "AF20024", f"The subscription is already enabled. ContentType={ct}")
+        if hook is not None:
+            await self._validate_webhook(hook)
+            self.webhooks[(tenant, ct)] = dataclasses.replace(hook, since=time.time())
         self.subscriptions[(tenant, ct)] = "enabled"
         self.counts["subscriptions_started"] += 1
-        return json_response({"contentType": ct, "status": "enabled", "webhook": None})
+        return json_response({"contentType": ct, "status": "enabled", "webhook": self._hook_json(tenant, ct)})
+
+    def _hook_json(self, tenant: str, ct: str) -> dict[str, Any] | None:
+        hook = self.webhooks.get((tenant, ct))
+        if hook is None:
+            return None
+        return {
+            "status": "enabled",
+            "address": hook.address,
+            "authId": hook.auth_id,
+            "expiration": hook.expiration,
+        }
+
+    async def _webhook_of(self, request: web.Request) -> Webhook | None:
+        if not request.can_read_body:
+            return None
+        try:
+            body = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            raise _fail(400, "AF20002", "The request body is not valid JSON.") from None
+        hook = body.get("webhook") if isinstance(body, dict) else None
+        if hook is None:
+            return None
+        address = hook.get("address") if isinstance(hook, dict) else None
+        if not isinstance(address, str):
+            raise _fail(400, "AF20001", "Missing parameter: webhook.address.")
+        url = URL(address)
+        # Microsoft requires https; a loopback http address stands in for a local test receiver.
+        if url.scheme != "https" and not (
+            url.scheme == "http" and url.host in ("127.0.0.1", "localhost", "::1")
+        ):
+            raise _fail(
+                400, "AF20021", f"The webhook endpoint {{{address}}} could not be validated: not HTTPS."
+            )
+        return Webhook(address, str(hook.get("authId") or ""), str(hook.get("expiration") or ""))
+
+    async def _validate_webhook(self, hook: Webhook) -> None:
+        """The validation handshake: the endpoint must answer the code with 200."""
+        assert self._client is not None
+        code = uuid.uuid4().hex
+        headers = {
+            "Webhook-ValidationCode": code,
+            **({"Webhook-AuthID": hook.auth_id} if hook.auth_id else {}),
+        }
+        try:
+            async with self._client.post(hook.address, json={"validationCode": code}, headers=headers) as r:
+                ok = r.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            ok = False
+        if not ok:
+            raise _fail(400, "AF20021", f"The webhook endpoint {{{hook.address}}} could not be validated.")
+        self.counts["webhooks_validated"] += 1
+
+    async def _notify_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.notify_interval_secs)
+            for (tenant, ct), hook in list(self.webhooks.items()):
+                if self.subscriptions.get((tenant, ct)) == "enabled":
+                    await self._notify(tenant, ct, hook)
+
+    async def _notify(self, tenant: str, ct: str, hook: Webhook) -> None:
+        """Announce the blobs created since the last successful notification (retried until one is)."""
+        assert self._client is not None
+        now = self._now()
+        ks = self.content.blobs_between(tenant, ct, hook.since, now, now)
+        if not ks:
+            return
+        items = [
+            {
+                "tenantId": tenant,
+                "clientId": self.guard.credentials().get("client_id", ""),
+                **self._item(BlobRef(tenant, ct, k), self.url),
+            }
+            for k in ks
+        ]
+        headers = {"Webhook-AuthID": hook.auth_id} if hook.auth_id else {}
+        try:
+            async with self._client.post(hook.address, data=orjson.dumps(items), headers=headers) as r:
+                ok = r.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            ok = False
+        if ok:
+            self.counts["notifications_sent"] += 1
+            self.webhooks[(tenant, ct)] = dataclasses.replace(
+                hook, since=self.content.created(BlobRef(tenant, ct, ks[-1])) + 1e-3
+            )
+        else:
+            self.counts["notifications_failed"] += 1
 
     async def _stop(self, request: web.Request) -> web.Response:
         tenant, _publisher = await self._admit(request, "StopSubscription")
@@ -207,7 +331,7 @@ class O365Sim(SimServer[O365Options]):
     async def _list_subscriptions(self, request: web.Request) -> web.Response:
         tenant, _publisher = await self._admit(request, "ListSubscriptions")
         subs = [
-            {"contentType": ct, "status": status, "webhook": None}
+            {"contentType": ct, "status": status, "webhook": self._hook_json(t, ct)}
             for (t, ct), status in sorted(self.subscriptions.items())
             if t == tenant
         ]
@@ -240,7 +364,7 @@ class O365Sim(SimServer[O365Options]):
             offset = int(m.group(2))
         ks = self.content.blobs_between(tenant, ct, start, end, now)
         page = ks[offset : offset + self.options.list_page_size]
-        items = [self._item(BlobRef(tenant, ct, k), request) for k in page]
+        items = [self._item(BlobRef(tenant, ct, k), f"{request.scheme}://{request.host}") for k in page]
         self.counts["blobs_listed"] += len(items)
         headers = {}
         if offset + len(page) < len(ks):
@@ -252,9 +376,8 @@ class O365Sim(SimServer[O365Options]):
             )
         return json_response(items, headers=headers)
 
-    def _item(self, ref: BlobRef, request: web.Request) -> dict[str, Any]:
+    def _item(self, ref: BlobRef, origin: str) -> dict[str, Any]:
         content_id = self.content.content_id(ref)
-        origin = f"{request.scheme}://{request.host}"
         return {
             "contentType": ref.content_type,
             "contentId": content_id,

@@ -98,11 +98,13 @@ class ManagementApi:
             raise VendorAPIError("subscriptions/list did not return a JSON array")
         return [s for s in subs if isinstance(s, dict)]
 
-    async def start_subscription(self, content_type: str) -> str:
-        """Start (or re-enable) a subscription; returns its status. Already enabled is success."""
+    async def start_subscription(self, content_type: str, webhook: dict[str, str] | None = None) -> str:
+        """Start (or re-enable) a subscription, registering ``webhook`` (``address``, ``authId``,
+        ``expiration``) if given; returns its status. Already enabled is success."""
         url = f"{self.feed}/subscriptions/start"
         params = [("contentType", content_type), ("PublisherIdentifier", self.publisher)]
-        resp = await self.http.request("POST", url, params=params, passthrough=_PASSTHROUGH)
+        body = {"webhook": webhook} if webhook is not None else None
+        resp = await self.http.request("POST", url, params=params, json=body, passthrough=_PASSTHROUGH)
         if resp.status in _PASSTHROUGH:
             code = api_error_code(resp.body)
             if code == ALREADY_ENABLED:
@@ -159,10 +161,16 @@ class ManagementApi:
             raise VendorAPIError(f"HTTP {resp.status} from {URL(url).path}: {_text(resp)}", resp.status)
         return resp
 
+    def owns(self, uri: str) -> bool:
+        """Whether ``uri`` is on the API's own host (a bearer token may be sent there)."""
+        try:
+            return URL(uri, encoded=True).origin() == self._origin
+        except ValueError:
+            return False
+
     def _own(self, uri: str) -> str:
-        url = URL(uri, encoded=True)
-        if url.origin() != self._origin:
-            raise VendorAPIError(f"the API returned a URI on another host ({url.host}); not following it")
+        if not self.owns(uri):
+            raise VendorAPIError(f"the API returned a URI off its host ({uri[:100]}); not following it")
         return uri
 
     def _with_publisher(self, url: str, params: Sequence[tuple[str, str]] = ()) -> str:

@@ -29,13 +29,22 @@ from yarl import URL
 from logferry.auth.entra import TokenVersion
 from logferry.config.base import BuildContext, Model, SourceConfig, TLSConfig
 from logferry.config.entra import EntraAuth
+from logferry.config.secrets import Secret
 from logferry.core.registry import register_source
 from logferry.net.http import is_loopback
 
 if TYPE_CHECKING:
     from logferry.sources.o365.source import Office365Source
 
-__all__ = ["CLOUDS", "CONTENT_TYPES", "Cloud", "ContentType", "Office365Config", "TenantConfig"]
+__all__ = [
+    "CLOUDS",
+    "CONTENT_TYPES",
+    "Cloud",
+    "ContentType",
+    "Office365Config",
+    "TenantConfig",
+    "WebhookConfig",
+]
 
 ContentType = Literal[
     "Audit.AzureActiveDirectory", "Audit.Exchange", "Audit.SharePoint", "Audit.General", "DLP.All"
@@ -83,6 +92,40 @@ class TenantConfig(Model):
     @classmethod
     def _guid(cls, v: str) -> str:
         return _check_guid(v)
+
+
+class WebhookConfig(Model):
+    """Notifications from Microsoft trigger downloads at once; polling stays on as the safety net."""
+
+    address: str = Field(
+        description="The public https URL Microsoft posts notifications to (a reverse proxy that forwards "
+        "to `listen`); registered on every subscription.",
+        examples=["https://logferry.example.com/o365/notifications"],
+    )
+    listen: str = Field(
+        "127.0.0.1:8687",
+        pattern=r"^[^:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$",
+        description="host:port the receiver listens on (plain http; TLS ends at the proxy). "
+        "Binds to localhost unless you say otherwise.",
+        examples=["127.0.0.1:8687", "0.0.0.0:8687"],
+    )
+    auth_id: Secret = Field(
+        description="Shared value Microsoft sends back in the Webhook-AuthID header; notifications "
+        "without it are refused. By reference.",
+        examples=["${env:O365_WEBHOOK_AUTH_ID}"],
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _public_https(cls, v: str) -> str:
+        url = URL(v)
+        if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url)):
+            raise ValueError("must be an https:// URL (Microsoft posts only over TLS)")
+        return v
+
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
 
 
 @register_source("office365")
@@ -135,6 +178,11 @@ class Office365Config(SourceConfig):
         default=True,
         description="Start the subscription of every configured content type at startup "
         "(an already enabled one counts as success).",
+    )
+    webhook: WebhookConfig | None = Field(
+        default=None,
+        description="Also receive the API's change notifications, so new content is fetched as soon as "
+        "it is announced. Microsoft notes webhooks are often slower than polling; polling keeps running.",
     )
     interval_secs: float = Field(300.0, ge=1, description="Seconds between polls once caught up.")
     window_secs: float = Field(

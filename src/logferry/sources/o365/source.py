@@ -37,6 +37,7 @@ from logferry.observe.events import SourceItemsSkipped
 from logferry.observe.metrics import Metrics
 from logferry.sources.o365.api import Blob, ManagementApi, SubscriptionError, is_throttled
 from logferry.sources.o365.config import RETENTION_SECS, Office365Config
+from logferry.sources.o365.webhook import NotificationReceiver
 
 __all__ = ["Lane", "Office365Source"]
 
@@ -50,6 +51,10 @@ class Lane:
         self.key = f"{api.tenant_id}/{content_type}"
         self.cursor = cursor
         self.failing: str | None = None
+        #: Set by a webhook notification: the lane stops idling and downloads at once.
+        self.wake = asyncio.Event()
+        #: Monotonic time of the next content listing once caught up.
+        self.next_poll = 0.0
 
     @property
     def pending(self) -> list[list[str]]:
@@ -106,6 +111,7 @@ class Office365Source:
         self._commit = asyncio.Lock()
         self._lanes: list[Lane] = []
         self._round: set[str] = set()
+        self._ctx: SourceContext | None = None
 
     @property
     def stale_after_secs(self) -> float:
@@ -124,15 +130,24 @@ class Office365Source:
                 cursor = saved.get(f"{api.tenant_id}/{ct}")
                 cursor = dict(cursor) if isinstance(cursor, dict) else self.planner.initial()
                 self._lanes.append(Lane(api, ct, cursor))
-        if self.cfg.start_subscriptions:
-            await self._start_subscriptions(ctx)
-        await asyncio.gather(*(self._run_lane(ctx, lane) for lane in self._lanes))
+        self._ctx = ctx
+        receiver = None
+        if self.cfg.webhook is not None:
+            receiver = NotificationReceiver(self.cfg.webhook, self._notified, ctx.logger)
+            await receiver.start()  # before the subscriptions name it: Microsoft validates at once
+        try:
+            if self.cfg.start_subscriptions:
+                await self._start_subscriptions(ctx)
+            await asyncio.gather(*(self._run_lane(ctx, lane) for lane in self._lanes))
+        finally:
+            if receiver is not None:
+                await receiver.stop()
 
     async def _start_subscriptions(self, ctx: SourceContext) -> None:
         for api, content_types in self.apis:
             for ct in content_types:
                 try:
-                    status = await api.start_subscription(ct)
+                    status = await api.start_subscription(ct, self._webhook())
                 except SourceError as exc:
                     # The lane reports it again (AF20022) until someone fixes it; the others run.
                     ctx.poll_failed(f"tenant {api.tenant_id}: cannot start {ct}: {exc}", type(exc).__name__)
@@ -148,11 +163,16 @@ class Office365Source:
                 if lane.pending:
                     await self._download(ctx, lane)
                     continue
+                wait = lane.next_poll - time.monotonic()
+                if wait > 0:
+                    # Caught up: idle until the next poll, unless a notification queues blobs first.
+                    if not await self._idle(ctx, lane, wait):
+                        return
+                    continue
                 window = self.planner.next_window(lane.cursor)
                 if window is None:
                     self._lane_ok(ctx, lane)
-                    if not await ctx.sleep(self.cfg.interval_secs):
-                        return
+                    lane.next_poll = time.monotonic() + self.cfg.interval_secs
                     continue
                 page = await lane.api.list_content(lane.content_type, window, lane.cursor.get("page"))
                 for reason, raw in page.rejects:
@@ -215,9 +235,52 @@ class Office365Source:
             _remove(lane, blob.uri)
             await ctx.emit((), self._snapshot())
 
+    async def _idle(self, ctx: SourceContext, lane: Lane, seconds: float) -> bool:
+        """Wait ``seconds`` or for a notification for this lane; False when stopping."""
+        sleep = asyncio.ensure_future(ctx.sleep(seconds))
+        woken = asyncio.ensure_future(lane.wake.wait())
+        done, pending = await asyncio.wait({sleep, woken}, return_when=asyncio.FIRST_COMPLETED)
+        for task in pending:
+            task.cancel()
+        lane.wake.clear()
+        return sleep.result() if sleep in done else not ctx.stopping.is_set()
+
+    def _webhook(self) -> dict[str, str] | None:
+        hook = self.cfg.webhook
+        if hook is None:
+            return None
+        return {"address": hook.address, "authId": hook.auth_id.reveal(), "expiration": ""}
+
+    async def _notified(self, items: list[dict[str, Any]]) -> int:
+        """Queue the announced blobs in their lanes (committed before Microsoft gets its 200)."""
+        ctx = self._ctx
+        lanes = {(lane.api.tenant_id, lane.content_type): lane for lane in self._lanes}
+        queued: list[tuple[Lane, list[str]]] = []
+        for item in items:
+            lane = lanes.get((str(item.get("tenantId", "")).lower(), str(item.get("contentType"))))
+            uri, expires = item.get("contentUri"), item.get("contentExpiration")
+            if (
+                lane is None
+                or not isinstance(uri, str)
+                or not isinstance(expires, str)
+                or not lane.api.owns(uri)
+            ):
+                continue  # another tenant's or content type's, or pointing off the API's host
+            queued.append((lane, [uri, expires]))
+        if not queued or ctx is None:
+            return 0
+        async with self._commit:
+            for lane, entry in queued:
+                if all(p[0] != entry[0] for p in lane.pending):
+                    lane.pending.append(entry)
+            await ctx.emit((), self._snapshot())
+        for lane, _entry in queued:
+            lane.wake.set()
+        return len(queued)
+
     async def _restart_subscription(self, ctx: SourceContext, lane: Lane) -> None:
         try:
-            await lane.api.start_subscription(lane.content_type)
+            await lane.api.start_subscription(lane.content_type, self._webhook())
         except SourceError as exc:
             ctx.logger.warning("source %s: %s: subscription start failed: %s", self.name, lane.key, exc)
 

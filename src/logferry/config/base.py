@@ -14,8 +14,9 @@ from typing import TYPE_CHECKING
 
 import aiohttp
 from pydantic import BaseModel, ConfigDict, Field
+from yarl import URL
 
-from logferry.net.http import make_session
+from logferry.net.http import is_loopback, make_session
 from logferry.net.ratelimit import RateLimiter
 from logferry.net.tls import TLSSettings
 
@@ -31,10 +32,25 @@ __all__ = [
     "SinkConfig",
     "SourceConfig",
     "TLSConfig",
+    "check_api_url",
 ]
 
 DEFAULT_OUTBOX_MAX_BYTES = 512 * 1024 * 1024
 DEFAULT_MAX_BACKOFF_SECS = 300.0
+
+
+def check_api_url(value: str, example: str) -> str:
+    """An absolute http(s) URL with a host, without a trailing slash.
+
+    Plain http only for a loopback host (a local simulator or proxy): credentials would travel
+    in clear text anywhere else.
+    """
+    url = URL(value)
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(f"must be an absolute URL such as {example}")
+    if url.scheme == "http" and not is_loopback(url):
+        raise ValueError("must use https (plain http is allowed only for localhost)")
+    return value.rstrip("/")
 
 
 class Model(BaseModel):

@@ -26,7 +26,7 @@ from logferry.net.tls import TLSSettings
 from logferry.observe.events import HttpResponseReceived, RateLimitWaited
 from logferry.observe.metrics import Metrics
 
-__all__ = ["HttpClient", "HttpResponse", "TokenProvider", "is_loopback", "make_session"]
+__all__ = ["HttpClient", "HttpResponse", "TokenProvider", "is_loopback", "make_session", "same_origin"]
 
 USER_AGENT = "logferry/0.1"
 RETRYABLE = frozenset({408, 500, 502, 503, 504})
@@ -57,6 +57,18 @@ def is_loopback(url: str | URL) -> bool:
     try:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
+        return False
+
+
+def same_origin(link: str, base: str) -> bool:
+    """Whether ``link`` is on ``base``'s scheme, host and port.
+
+    Vendors hand back absolute URLs (next pages, content blobs); following one elsewhere would
+    send the bearer token to that host, so callers follow only links on the API's own origin.
+    """
+    try:
+        return URL(link, encoded=True).origin() == URL(base).origin()
+    except ValueError:  # relative or hostless: not an origin at all
         return False
 
 

@@ -22,15 +22,14 @@ from typing import Any, ClassVar, Literal
 
 import orjson
 from pydantic import Field, field_validator, model_validator
-from yarl import URL
 
-from logferry.config.base import BuildContext, SourceConfig, TLSConfig
+from logferry.config.base import BuildContext, SourceConfig, TLSConfig, check_api_url
 from logferry.config.entra import EntraAuth, entra_provider
 from logferry.core.errors import AuthError, RateLimited, VendorAPIError
 from logferry.core.polling import Page, WindowSettings
 from logferry.core.sink import CheckResult
 from logferry.core.types import JSONValue, Record
-from logferry.net.http import HttpClient, HttpResponse, is_loopback
+from logferry.net.http import HttpClient, HttpResponse, same_origin
 
 __all__ = [
     "CLOUDS",
@@ -154,15 +153,6 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def _check_url(value: str, what: str) -> str:
-    url = URL(value)
-    if url.scheme not in ("http", "https") or not url.host:
-        raise ValueError(f"{what} must be an absolute URL such as https://graph.microsoft.com")
-    if url.scheme == "http" and not is_loopback(url):
-        raise ValueError(f"{what} must use https (plain http is allowed only for localhost)")
-    return value.rstrip("/")
-
-
 class GraphSourceConfig(SourceConfig):
     """Options shared by the Microsoft API sources; a source type adds ``api`` and its ``PROFILES``."""
 
@@ -208,7 +198,7 @@ class GraphSourceConfig(SourceConfig):
     @field_validator("api_url", "authority_host")
     @classmethod
     def _https(cls, v: str | None) -> str | None:
-        return None if v is None else _check_url(v, "the URL")
+        return None if v is None else check_api_url(v, "https://graph.microsoft.com")
 
     @model_validator(mode="after")
     def _within_api_limits(self) -> GraphSourceConfig:
@@ -280,8 +270,7 @@ class GraphApi:
 
     def same_origin(self, link: str) -> bool:
         """Whether ``link`` stays on the API's host: our bearer token must not follow it elsewhere."""
-        a, b = URL(link), URL(self.settings.api_url)
-        return (a.scheme, a.host, a.port) == (b.scheme, b.host, b.port)
+        return same_origin(link, self.settings.api_url)
 
     async def get(
         self, url: str, params: Sequence[tuple[str, str]] | None = None, passthrough: Sequence[int] = ()

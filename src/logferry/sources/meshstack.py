@@ -27,14 +27,14 @@ from pydantic import Field, field_validator
 from yarl import URL
 
 from logferry.auth.tokens import CachedTokenProvider, Token
-from logferry.config.base import BuildContext, SourceConfig, TLSConfig
+from logferry.config.base import BuildContext, SourceConfig, TLSConfig, check_api_url
 from logferry.config.secrets import Secret
 from logferry.core.errors import AuthError, VendorAPIError
 from logferry.core.polling import Page, PollingSource, Window, WindowSettings, format_time
 from logferry.core.registry import register_source
 from logferry.core.sink import CheckResult
 from logferry.core.types import JSONValue, Record
-from logferry.net.http import HttpClient, is_loopback
+from logferry.net.http import HttpClient
 
 __all__ = ["MEDIA_TYPE", "MeshStackConfig", "MeshStackLogin", "MeshStackSource"]
 
@@ -111,12 +111,7 @@ class MeshStackConfig(SourceConfig):
     @field_validator("api_url")
     @classmethod
     def _https(cls, v: str) -> str:
-        url = URL(v)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("must be an absolute URL such as https://federation.example.meshcloud.io")
-        if url.scheme == "http" and not is_loopback(url):
-            raise ValueError("must use https (plain http is allowed only for localhost)")
-        return v.rstrip("/")
+        return check_api_url(v, "https://federation.example.meshcloud.io")
 
     def build(self, name: str, ctx: BuildContext) -> MeshStackSource:
         return MeshStackSource(name, self, ctx)

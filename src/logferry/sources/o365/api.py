@@ -18,7 +18,7 @@ from yarl import URL
 from logferry.core.errors import SourceError, VendorAPIError
 from logferry.core.polling import Window
 from logferry.core.types import Record
-from logferry.net.http import HttpClient, HttpResponse
+from logferry.net.http import HttpClient, HttpResponse, same_origin
 
 __all__ = [
     "Blob",
@@ -89,7 +89,7 @@ class ManagementApi:
         self.tenant_id = tenant_id
         self.publisher = publisher
         self.feed = f"{root}/api/v1.0/{tenant_id}/activity/feed"
-        self._origin = URL(root).origin()
+        self._root = root
 
     async def list_subscriptions(self) -> list[dict[str, Any]]:
         resp = await self._get(f"{self.feed}/subscriptions/list", ())
@@ -163,10 +163,7 @@ class ManagementApi:
 
     def owns(self, uri: str) -> bool:
         """Whether ``uri`` is on the API's own host (a bearer token may be sent there)."""
-        try:
-            return URL(uri, encoded=True).origin() == self._origin
-        except ValueError:
-            return False
+        return same_origin(uri, self._root)
 
     def _own(self, uri: str) -> str:
         if not self.owns(uri):

@@ -24,14 +24,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
-from yarl import URL
 
 from logferry.auth.entra import TokenVersion
-from logferry.config.base import BuildContext, Model, SourceConfig, TLSConfig
+from logferry.config.base import BuildContext, Model, SourceConfig, TLSConfig, check_api_url
 from logferry.config.entra import EntraAuth
 from logferry.config.secrets import Secret
 from logferry.core.registry import register_source
-from logferry.net.http import is_loopback
 
 if TYPE_CHECKING:
     from logferry.sources.o365.source import Office365Source
@@ -118,10 +116,8 @@ class WebhookConfig(Model):
     @field_validator("address")
     @classmethod
     def _public_https(cls, v: str) -> str:
-        url = URL(v)
-        if url.scheme != "https" and not (url.scheme == "http" and is_loopback(url)):
-            raise ValueError("must be an https:// URL (Microsoft posts only over TLS)")
-        return v
+        # Microsoft posts only over TLS; a loopback http address serves local tests.
+        return check_api_url(v, "https://logferry.example.com/o365/notifications")
 
     def host_port(self) -> tuple[str, int]:
         host, _, port = self.listen.rpartition(":")
@@ -217,14 +213,7 @@ class Office365Config(SourceConfig):
     @field_validator("api_url", "authority_host")
     @classmethod
     def _url(cls, v: str | None) -> str | None:
-        if v is None:
-            return None
-        url = URL(v)
-        if url.scheme not in ("http", "https") or not url.host:
-            raise ValueError("must be an absolute URL such as https://manage.office.com")
-        if url.scheme == "http" and not is_loopback(url):
-            raise ValueError("must use https (plain http is allowed only for localhost)")
-        return v.rstrip("/")
+        return None if v is None else check_api_url(v, "https://manage.office.com")
 
     @field_validator("publisher_identifier")
     @classmethod

@@ -66,10 +66,11 @@ def same_origin(link: str, base: str) -> bool:
     Vendors hand back absolute URLs (next pages, content blobs); following one elsewhere would
     send the bearer token to that host, so callers follow only links on the API's own origin.
     """
-    try:
-        return URL(link, encoded=True).origin() == URL(base).origin()
-    except ValueError:  # relative or hostless: not an origin at all
+    a, b = URL(link, encoded=True), URL(base)
+    if not a.is_absolute() or not a.host:
         return False
+    # .port fills in the scheme's default, so ":443" and no port compare equal.
+    return (a.scheme, a.host.lower(), a.port) == (b.scheme, (b.host or "").lower(), b.port)
 
 
 def make_session(tls: TLSSettings, limit: int = 100) -> aiohttp.ClientSession:
@@ -131,6 +132,7 @@ class HttpClient:
         backoff = Backoff(max_secs=self.backoff_max_secs)
         refreshed = False
         last = ""
+        throttled_after: float | None = None
         for _attempt in range(self.max_attempts):
             hdrs = dict(headers or {})
             token = None
@@ -164,6 +166,7 @@ class HttpClient:
             if throttled:
                 after = parse_retry_after(resp.headers.get("Retry-After"))
                 delay = backoff.next_delay(after)
+                throttled_after = after
                 if self.limiter is not None:
                     # Every request on this key slows down, not just this one (AF429 has no Retry-After).
                     self.limiter.penalize(after or delay)
@@ -184,7 +187,8 @@ class HttpClient:
                 continue
             raise VendorAPIError(f"HTTP {resp.status} from {URL(url).path}: {_short(resp.body)}", resp.status)
         if last.startswith(("HTTP 429", "throttled")):
-            raise RateLimited(f"still throttled after {self.max_attempts} attempts: {last}")
+            # The vendor's last word on when to come back; the caller's backoff honours it.
+            raise RateLimited(f"still throttled after {self.max_attempts} attempts: {last}", throttled_after)
         raise VendorAPIError(f"gave up after {self.max_attempts} attempts: {last}")
 
     def _observe(self, status: int | None, t0: float) -> None:

@@ -39,26 +39,24 @@ def parse_options(name: str, argv: Sequence[str]) -> SimOptions:
 async def run_standalone(name: str, host: str, port: int, tls: bool, argv: list[str]) -> None:
     """Start simulator ``name``, announce it on stdout, and serve until cancelled or SIGTERM."""
     sim = simulator_class(name)(parse_options(name, argv))
-    await sim.start(host=host, port=port, tls=tls)
-    try:
-        announcement = {"url": sim.url, "credentials": sim.credentials, "ca_file": sim.ca_file}
-        sys.stdout.write(f"listening on {sim.url}\n{orjson.dumps(announcement).decode()}\n")
-        sys.stdout.flush()
-        await _until_terminated()
-    finally:
-        await sim.stop()
-
-
-async def _until_terminated() -> None:
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     # Ctrl-C already cancels the task under asyncio.run; SIGTERM would kill the process without
-    # cleanup (temp key files, SQLite), so it gets the same orderly stop. Not a stub: asyncio raises
-    # NotImplementedError where signals are unsupported and RuntimeError outside the main thread.
+    # cleanup (temp key files, SQLite), so it gets the same orderly stop. The handler is in place
+    # before the announcement, so a harness may send SIGTERM as soon as it has read it. Not a stub:
+    # asyncio raises NotImplementedError where signals are unsupported and RuntimeError outside
+    # the main thread.
     with contextlib.suppress(NotImplementedError, RuntimeError):
         loop.add_signal_handler(signal.SIGTERM, stop.set)
     try:
-        await stop.wait()
+        await sim.start(host=host, port=port, tls=tls)
+        try:
+            announcement = {"url": sim.url, "credentials": sim.credentials, "ca_file": sim.ca_file}
+            sys.stdout.write(f"listening on {sim.url}\n{orjson.dumps(announcement).decode()}\n")
+            sys.stdout.flush()
+            await stop.wait()
+        finally:
+            await sim.stop()
     finally:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.remove_signal_handler(signal.SIGTERM)

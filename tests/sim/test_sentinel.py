@@ -248,7 +248,8 @@ async def test_runs_its_own_entra_when_none_is_given(start_sim: Starter, http: a
     assert {"tenant_id", "client_id", "client_secret", "certificate_file", "authority_host", "dcr_id"} <= set(
         creds
     )
-    assert creds["streams"] == {"meshStackEventLogs_CL": STREAM}
+    # One stream per shipped table definition.
+    assert creds["streams"] == {"meshStackEventLogs_CL": STREAM, "O365Audit_CL": "Custom-O365Audit_CL"}
     assert sim.entra is not None
     assert creds["authority_host"] == sim.entra.url != sim.url
     assert (await Poster(http, sim, sim.entra).post(b"[]"))[0] == 204

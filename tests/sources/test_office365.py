@@ -55,6 +55,7 @@ def o365_source(sim: O365Sim, **overrides: Any) -> dict[str, Any]:
         # Further back than any test's backlog: every blob the simulator holds is wanted.
         "initial_lookback_secs": 6 * HOUR,
         "window_secs": HOUR,
+        "lag_secs": 0,
         "interval_secs": 1,
         "tls": {"ca_file": sim.ca_file},
         **overrides,
@@ -475,3 +476,20 @@ async def test_webhook_notifications_fetch_new_content_between_polls(tmp_path: P
         assert st["webhooks"] == {f"{sim.tenant_ids[0]}/Audit.Exchange": webhook["address"]}
         got = ids(out)
         assert len(got) == len(set(got))
+
+
+async def test_a_disabled_subscription_is_reported_without_start_requests_every_retry(tmp_path: Path) -> None:
+    async with o365_sim(backlog_secs=HOUR, blob_interval_secs=600, records_per_blob=1) as sim:
+        out = tmp_path / "out.ndjson"
+        cfg = pipeline(sim, out, content_types=["Audit.General"], stale_after_secs=2)
+        async with running(cfg, tmp_path) as service:
+            await wait_for(lambda: expected(sim, content_types=("Audit.General",)) <= set(ids(out)))
+            # A tenant admin disables the subscription.
+            sim.subscriptions[(sim.tenant_ids[0], "Audit.General")] = "disabled"
+            await wait_for(lambda: not source_health(service).healthy, timeout=15)
+            assert "AF20023" in (source_health(service).reason or "")
+        st = await stats(sim)
+        # One start at startup; Microsoft asks for 15 minutes between start requests, so the
+        # failing lane did not send another one on each retry.
+        assert st["subscriptions_started"] == 1
+        assert st["subscriptions"] == {f"{sim.tenant_ids[0]}/Audit.General": "disabled"}

@@ -85,11 +85,16 @@ class TenantConfig(Model):
         description="Content types for this tenant; default: the source's content_types.",
         examples=[["Audit.AzureActiveDirectory", "Audit.Exchange"]],
     )
+    publisher_identifier: str | None = Field(
+        default=None,
+        description="PublisherIdentifier for this tenant's calls; default: the source's.",
+        examples=["3f1e2d3c-4b5a-4e8a-b6c4-0f1e2d3c4b5a"],
+    )
 
-    @field_validator("tenant_id")
+    @field_validator("tenant_id", "publisher_identifier")
     @classmethod
-    def _guid(cls, v: str) -> str:
-        return _check_guid(v)
+    def _guid(cls, v: str | None) -> str | None:
+        return None if v is None else _check_guid(v)
 
 
 class WebhookConfig(Model):
@@ -193,10 +198,10 @@ class Office365Config(SourceConfig):
         description="On first start, how far back to collect; clamped to the API's 7 days (less 10 min).",
     )
     lag_secs: float = Field(
-        0.0,
+        120.0,
         ge=0,
-        description="List only content created this long ago. Windows are on content availability, "
-        "not event time, so no lag is needed for late events.",
+        description="List only content created this long ago. Windows are on content availability, not "
+        "event time; the lag covers content that becomes listable a little after its contentCreated.",
     )
     concurrency: int = Field(
         8, ge=1, le=64, description="Content blobs downloaded at once per tenant.", examples=[16]
@@ -240,9 +245,8 @@ class Office365Config(SourceConfig):
     def authority(self) -> str:
         return self.authority_host or CLOUDS[self.cloud][1]
 
-    @property
-    def publisher(self) -> str:
-        return self.publisher_identifier or self.auth.tenant_id
+    def publisher(self, tenant: TenantConfig) -> str:
+        return tenant.publisher_identifier or self.publisher_identifier or self.auth.tenant_id
 
     def tenant_list(self) -> list[TenantConfig]:
         return self.tenants or [TenantConfig(tenant_id=self.auth.tenant_id)]

@@ -39,7 +39,10 @@ from logferry.sources.o365.api import Blob, ManagementApi, SubscriptionError, is
 from logferry.sources.o365.config import RETENTION_SECS, Office365Config
 from logferry.sources.o365.webhook import NotificationReceiver
 
-__all__ = ["Lane", "Office365Source"]
+__all__ = ["START_SPACING_SECS", "Lane", "Office365Source"]
+
+#: Microsoft asks clients to wait 15 minutes between subscription start requests.
+START_SPACING_SECS = 900.0
 
 
 class Lane:
@@ -55,6 +58,8 @@ class Lane:
         self.wake = asyncio.Event()
         #: Monotonic time of the next content listing once caught up.
         self.next_poll = 0.0
+        #: Monotonic time of this lane's last subscription start request (Microsoft: 15 min apart).
+        self.started_at: float | None = None
 
     @property
     def pending(self) -> list[list[str]]:
@@ -93,7 +98,7 @@ class Office365Source:
             )
             # Microsoft's quota is per tenant and publisher, so that is the key of the shared budget.
             limiter = ctx.limiter(
-                ("office365", cfg.root, tenant.tenant_id, cfg.publisher),
+                ("office365", cfg.root, tenant.tenant_id, cfg.publisher(tenant)),
                 cfg.requests_per_minute / 60.0,
                 cfg.concurrency,
             )
@@ -106,7 +111,7 @@ class Office365Source:
                 metrics=ctx.metrics,
                 throttled=is_throttled,
             )
-            api = ManagementApi(http, cfg.root, tenant.tenant_id, cfg.publisher)
+            api = ManagementApi(http, cfg.root, tenant.tenant_id, cfg.publisher(tenant))
             self.apis.append((api, list(tenant.content_types or cfg.content_types)))
         self._commit = asyncio.Lock()
         self._lanes: list[Lane] = []
@@ -137,24 +142,12 @@ class Office365Source:
             await receiver.start()  # before the subscriptions name it: Microsoft validates at once
         try:
             if self.cfg.start_subscriptions:
-                await self._start_subscriptions(ctx)
+                for lane in self._lanes:
+                    await self._start_subscription(ctx, lane)
             await asyncio.gather(*(self._run_lane(ctx, lane) for lane in self._lanes))
         finally:
             if receiver is not None:
                 await receiver.stop()
-
-    async def _start_subscriptions(self, ctx: SourceContext) -> None:
-        for api, content_types in self.apis:
-            for ct in content_types:
-                try:
-                    status = await api.start_subscription(ct, self._webhook())
-                except SourceError as exc:
-                    # The lane reports it again (AF20022) until someone fixes it; the others run.
-                    ctx.poll_failed(f"tenant {api.tenant_id}: cannot start {ct}: {exc}", type(exc).__name__)
-                    continue
-                ctx.logger.info(
-                    "source %s: tenant %s %s subscription %s", self.name, api.tenant_id, ct, status
-                )
 
     async def _run_lane(self, ctx: SourceContext, lane: Lane) -> None:
         backoff = Backoff(initial_secs=2.0, max_secs=min(300.0, self.cfg.interval_secs * 2))
@@ -192,7 +185,7 @@ class Office365Source:
             except SubscriptionError as exc:
                 await self._lane_failed(ctx, lane, exc, backoff)
                 if self.cfg.start_subscriptions:
-                    await self._restart_subscription(ctx, lane)
+                    await self._start_subscription(ctx, lane)
             except SourceError as exc:
                 await self._lane_failed(ctx, lane, exc, backoff)
 
@@ -278,11 +271,19 @@ class Office365Source:
             lane.wake.set()
         return len(queued)
 
-    async def _restart_subscription(self, ctx: SourceContext, lane: Lane) -> None:
+    async def _start_subscription(self, ctx: SourceContext, lane: Lane) -> None:
+        """Start (or re-enable) the lane's subscription, at most once per START_SPACING_SECS."""
+        now = time.monotonic()
+        if lane.started_at is not None and now - lane.started_at < START_SPACING_SECS:
+            return
+        lane.started_at = now
         try:
-            await lane.api.start_subscription(lane.content_type, self._webhook())
+            status = await lane.api.start_subscription(lane.content_type, self._webhook())
         except SourceError as exc:
-            ctx.logger.warning("source %s: %s: subscription start failed: %s", self.name, lane.key, exc)
+            # The lane reports it again (AF20022) until someone fixes it; the other lanes run.
+            ctx.poll_failed(f"{lane.key}: cannot start the subscription: {exc}", type(exc).__name__)
+            return
+        ctx.logger.info("source %s: %s subscription %s", self.name, lane.key, status)
 
     async def _lane_failed(self, ctx: SourceContext, lane: Lane, exc: SourceError, backoff: Backoff) -> None:
         lane.failing = f"{lane.key}: {exc}"

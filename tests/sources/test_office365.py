@@ -22,6 +22,7 @@ from logferry.sim.entra import EntraSim
 from logferry.sim.o365 import O365Sim
 from logferry.sim.o365_content import CONTENT_TYPES, BlobRef
 from logferry.sim.sentinel import SentinelSim
+from logferry.sources.o365.config import Office365Config
 from tests.conftest import read_ndjson, running, secret_ref, sentinel_sink_config, wait_for
 from tests.e2e.test_cli import free_port
 
@@ -493,3 +494,33 @@ async def test_a_disabled_subscription_is_reported_without_start_requests_every_
         # failing lane did not send another one on each retry.
         assert st["subscriptions_started"] == 1
         assert st["subscriptions"] == {f"{sim.tenant_ids[0]}/Audit.General": "disabled"}
+
+
+@pytest.mark.parametrize(
+    ("cloud", "root", "authority"),
+    [
+        ("commercial", "https://manage.office.com", "https://login.microsoftonline.com"),
+        ("gcc", "https://manage-gcc.office.com", "https://login.microsoftonline.com"),
+        ("gcc_high", "https://manage.office365.us", "https://login.microsoftonline.us"),
+        ("dod", "https://manage.protection.apps.mil", "https://login.microsoftonline.us"),
+    ],
+)
+def test_each_cloud_picks_its_api_root_authority_and_token_audience(
+    tmp_path: Path, cloud: str, root: str, authority: str
+) -> None:
+    src = {
+        "type": "office365",
+        "cloud": cloud,
+        "auth": {
+            "type": "client_secret",
+            "tenant_id": "3f1e2d3c-4b5a-4e8a-b6c4-0f1e2d3c4b5a",
+            "client_id": "c",
+            "client_secret": secret_ref("TEST_O365_CLOUD_SECRET", "s"),
+        },
+    }
+    cfg = parse_config(
+        {"sources": {"o365": src}, "sinks": {"out": {"type": "file", "inputs": ["o365"], "path": "o"}}},
+        tmp_path,
+    ).sources["o365"]
+    assert isinstance(cfg, Office365Config)
+    assert (cfg.root, cfg.authority, cfg.token_scope) == (root, authority, f"{root}/.default")

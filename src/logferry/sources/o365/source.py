@@ -344,7 +344,10 @@ class Office365Source:
                 continue
             for ct in content_types:
                 status = subs.get(ct, "not started")
-                states.append(f"{api.tenant_id} {ct}: {status}")
+                starts = status != "enabled" and self.cfg.start_subscriptions
+                states.append(
+                    f"{api.tenant_id} {ct}: {status}" + (" (started when the source runs)" if starts else "")
+                )
                 if status != "enabled" and not self.cfg.start_subscriptions:
                     problems.append(f"tenant {api.tenant_id}: {ct} subscription is {status}")
         if problems:

@@ -38,16 +38,21 @@ MAX_BYTES = 1_048_576
 _GZIP_WBITS = 16 + zlib.MAX_WBITS
 
 
-def fetch_token(credentials: dict[str, Any], ca_file: str) -> str:
+def fetch_token(
+    credentials: dict[str, Any],
+    ca_file: str,
+    scope: str = "https://monitor.azure.com/.default",
+    tenant: str | None = None,
+) -> str:
     """One client-credentials token from the Entra simulator (a function fetches one per run)."""
-    url = f"{credentials['authority_host']}/{credentials['tenant_id']}/oauth2/v2.0/token"
+    url = f"{credentials['authority_host']}/{tenant or credentials['tenant_id']}/oauth2/v2.0/token"
     r = requests.post(
         url,
         data={
             "grant_type": "client_credentials",
             "client_id": credentials["client_id"],
             "client_secret": credentials["client_secret"],
-            "scope": "https://monitor.azure.com/.default",
+            "scope": scope,
         },
         verify=ca_file,
         timeout=30,

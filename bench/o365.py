@@ -55,9 +55,10 @@ from typing import Any
 import orjson
 import requests
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
 # bench/ is not a package: its modules are imported from the script's directory.
+from baseline import fetch_token
+from prometheus_client.parser import text_string_to_metric_families
 from simproc import SimProcess, process_cpu_secs, stat_cpu_secs
 
 # This checkout's src/ goes first on the path of this process and (see main) of both child processes,
@@ -154,24 +155,6 @@ def plan_backlog(tenants: list[str], blobs_per_lane: int, records_per_blob: int)
 # --- the sequential baseline ----------------------------------------------------------------------
 
 
-def fetch_o365_token(creds: dict[str, Any], tenant: str, ca_file: str) -> str:
-    url = f"{creds['authority_host']}/{tenant}/oauth2/v2.0/token"
-    r = requests.post(
-        url,
-        data={
-            "grant_type": "client_credentials",
-            "client_id": creds["client_id"],
-            "client_secret": creds["client_secret"],
-            "scope": "https://manage.office.com/.default",
-        },
-        verify=ca_file,
-        timeout=30,
-    )
-    r.raise_for_status()
-    token: str = r.json()["access_token"]
-    return token
-
-
 def run_baseline(sim: SimProcess, tenant: str, content_type: str, max_blobs: int) -> dict[str, Any]:
     """List the newest 24 h of one tenant's content type, then GET each blob one after another.
 
@@ -179,7 +162,7 @@ def run_baseline(sim: SimProcess, tenant: str, content_type: str, max_blobs: int
     PublisherIdentifier (the reference downloads without one, so all its tenants would share one
     600/min pool), and one ``requests.Session`` keeps the connection alive.
     """
-    token = fetch_o365_token(sim.credentials, tenant, sim.ca_file)
+    token = fetch_token(sim.credentials, sim.ca_file, "https://manage.office.com/.default", tenant)
     feed = f"{sim.url}/api/v1.0/{tenant}/activity/feed"
     end = dt.datetime.now(dt.UTC)
     fmt = "%Y-%m-%dT%H:%M:%S"

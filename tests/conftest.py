@@ -52,6 +52,16 @@ async def wait_for(predicate: Callable[[], Any], timeout: float = 30.0, interval
         await asyncio.sleep(interval)
 
 
+def client_secret_auth(tenant_id: str, client_id: str, env: str, secret: str) -> dict[str, Any]:
+    """An Entra ``auth`` block with the secret put in ``env`` and given by reference."""
+    return {
+        "type": "client_secret",
+        "tenant_id": tenant_id,
+        "client_id": client_id,
+        "client_secret": secret_ref(env, secret),
+    }
+
+
 def sentinel_sink_config(entra: EntraSim, sentinel: SentinelSim, **overrides: Any) -> dict[str, Any]:
     """A ``sentinel`` sink entry for the simulators (``inputs`` left to the caller)."""
     return {
@@ -60,12 +70,9 @@ def sentinel_sink_config(entra: EntraSim, sentinel: SentinelSim, **overrides: An
         "dcr_immutable_id": sentinel.options.dcr_id,
         "table": "meshStackEventLogs_CL",
         "authority_host": entra.url,
-        "auth": {
-            "type": "client_secret",
-            "tenant_id": entra.tenant_id,
-            "client_id": entra.client_id,
-            "client_secret": secret_ref("TEST_ENTRA_SECRET", entra.client_secret),
-        },
+        "auth": client_secret_auth(
+            entra.tenant_id, entra.client_id, "TEST_ENTRA_SECRET", entra.client_secret
+        ),
         "tls": {"ca_file": sentinel.ca_file},
         **overrides,
     }

@@ -11,7 +11,7 @@ from typing import Any
 import logferry.sources.graph_alerts
 import logferry.sources.message_trace  # noqa: F401
 from logferry.sim.graph import GraphSim
-from tests.conftest import secret_ref
+from tests.conftest import client_secret_auth
 
 __all__ = ["FAST", "file_pipeline", "graph_source", "serving", "wrong_secret"]
 
@@ -32,12 +32,9 @@ def graph_source(sim: GraphSim, source_type: str, **overrides: Any) -> dict[str,
         "type": source_type,
         "api_url": sim.url,
         "authority_host": creds["authority_host"],
-        "auth": {
-            "type": "client_secret",
-            "tenant_id": creds["tenant_id"],
-            "client_id": creds["client_id"],
-            "client_secret": secret_ref("TEST_GRAPH_SECRET", creds["client_secret"]),
-        },
+        "auth": client_secret_auth(
+            creds["tenant_id"], creds["client_id"], "TEST_GRAPH_SECRET", creds["client_secret"]
+        ),
         "tls": {"ca_file": sim.ca_file},
         **FAST,
         **overrides,
@@ -48,12 +45,9 @@ def wrong_secret(sim: GraphSim) -> dict[str, Any]:
     """Config keys that make signing in fail (for the conformance suite's check test)."""
     creds = sim.credentials
     return {
-        "auth": {
-            "type": "client_secret",
-            "tenant_id": creds["tenant_id"],
-            "client_id": creds["client_id"],
-            "client_secret": secret_ref("TEST_GRAPH_WRONG_SECRET", "wrong-secret"),
-        }
+        "auth": client_secret_auth(
+            creds["tenant_id"], creds["client_id"], "TEST_GRAPH_WRONG_SECRET", "wrong-secret"
+        )
     }
 
 

@@ -23,10 +23,19 @@ from logferry.sim.o365 import O365Sim
 from logferry.sim.o365_content import CONTENT_TYPES, BlobRef
 from logferry.sim.sentinel import SentinelSim
 from logferry.sources.o365.config import Office365Config
-from tests.conftest import read_ndjson, running, secret_ref, sentinel_sink_config, wait_for
+from tests.conftest import (
+    client_secret_auth,
+    read_ndjson,
+    running,
+    secret_ref,
+    sentinel_sink_config,
+    wait_for,
+)
 from tests.e2e.test_cli import free_port
 
 HOUR = 3600.0
+#: A well-formed tenant id for config-only tests.
+TENANT = "3f1e2d3c-4b5a-4e8a-b6c4-0f1e2d3c4b5a"
 
 
 @asynccontextmanager
@@ -46,12 +55,9 @@ def o365_source(sim: O365Sim, **overrides: Any) -> dict[str, Any]:
         "type": "office365",
         "api_url": sim.url,
         "authority_host": creds["authority_host"],
-        "auth": {
-            "type": "client_secret",
-            "tenant_id": creds["tenant_id"],
-            "client_id": creds["client_id"],
-            "client_secret": secret_ref("TEST_O365_SECRET", creds["client_secret"]),
-        },
+        "auth": client_secret_auth(
+            creds["tenant_id"], creds["client_id"], "TEST_O365_SECRET", creds["client_secret"]
+        ),
         "tenants": [{"tenant_id": t} for t in creds["tenant_ids"]],
         # Further back than any test's backlog: every blob the simulator holds is wanted.
         "initial_lookback_secs": 6 * HOUR,
@@ -258,12 +264,9 @@ def test_invalid_config_names_the_field_and_the_fix(
         "sources": {
             "o365": {
                 "type": "office365",
-                "auth": {
-                    "type": "client_secret",
-                    "tenant_id": "3f1e2d3c-4b5a-4e8a-b6c4-0f1e2d3c4b5a",
-                    "client_id": "0b5d6c3e-1111-4222-8333-944455556666",
-                    "client_secret": secret_ref("TEST_O365_CFG_SECRET", "s"),
-                },
+                "auth": client_secret_auth(
+                    TENANT, "0b5d6c3e-1111-4222-8333-944455556666", "TEST_O365_CFG", "s"
+                ),
                 **change,
             }
         },
@@ -275,18 +278,12 @@ def test_invalid_config_names_the_field_and_the_fix(
 
 
 def test_duplicate_tenants_are_refused(tmp_path: Path) -> None:
-    tenant = "3f1e2d3c-4b5a-4e8a-b6c4-0f1e2d3c4b5a"
     raw = {
         "sources": {
             "o365": {
                 "type": "office365",
-                "auth": {
-                    "type": "client_secret",
-                    "tenant_id": tenant,
-                    "client_id": "c",
-                    "client_secret": secret_ref("TEST_O365_CFG_SECRET", "s"),
-                },
-                "tenants": [{"tenant_id": tenant}, {"tenant_id": tenant.upper()}],
+                "auth": client_secret_auth(TENANT, "c", "TEST_O365_CFG", "s"),
+                "tenants": [{"tenant_id": TENANT}, {"tenant_id": TENANT.upper()}],
             }
         },
         "sinks": {"out": {"type": "file", "inputs": ["o365"], "path": str(tmp_path / "o.ndjson")}},
@@ -511,12 +508,7 @@ def test_each_cloud_picks_its_api_root_authority_and_token_audience(
     src = {
         "type": "office365",
         "cloud": cloud,
-        "auth": {
-            "type": "client_secret",
-            "tenant_id": "3f1e2d3c-4b5a-4e8a-b6c4-0f1e2d3c4b5a",
-            "client_id": "c",
-            "client_secret": secret_ref("TEST_O365_CLOUD_SECRET", "s"),
-        },
+        "auth": client_secret_auth(TENANT, "c", "TEST_O365_CLOUD", "s"),
     }
     cfg = parse_config(
         {"sources": {"o365": src}, "sinks": {"out": {"type": "file", "inputs": ["o365"], "path": "o"}}},

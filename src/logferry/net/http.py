@@ -1,19 +1,24 @@
 """The one HTTP client sources and sinks share: limits, auth, retries and accounting.
 
 Order per attempt (azure-core's lesson): rate limit → auth → send, inside the retry loop, so
-every attempt gets a fresh slot and a valid token. A 401 drops the token and retries once;
-429 honours ``Retry-After`` and spends the limiter's budget; 5xx and connection errors back
-off with full jitter. What remains after ``max_attempts`` is raised as a typed error.
+every attempt gets a fresh slot and valid credentials (a fresh token, or a fresh signature:
+signing schemes put a date and a nonce in each request). Query parameters and JSON bodies are
+encoded before auth runs, so a signer sees the exact bytes that are sent. A 401 (or a vendor's
+own "credentials refused" status) renews the credentials and retries once; 429 honours
+``Retry-After`` or the vendor's reset header and spends the limiter's budget; 5xx and
+connection errors back off with full jitter. What remains after ``max_attempts`` is raised as
+a typed error.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import ipaddress
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 import orjson
@@ -26,12 +31,24 @@ from logferry.net.tls import TLSSettings
 from logferry.observe.events import HttpResponseReceived, RateLimitWaited
 from logferry.observe.metrics import Metrics
 
-__all__ = ["HttpClient", "HttpResponse", "TokenProvider", "is_loopback", "make_session", "same_origin"]
+__all__ = [
+    "BasicAuth",
+    "BearerAuth",
+    "HttpClient",
+    "HttpResponse",
+    "RateLimitHeaders",
+    "RequestAuth",
+    "TokenProvider",
+    "is_loopback",
+    "make_session",
+    "same_origin",
+]
 
 USER_AGENT = "logferry/0.1"
 RETRYABLE = frozenset({408, 500, 502, 503, 504})
 
 
+@runtime_checkable
 class TokenProvider(Protocol):
     async def token(self) -> str: ...
 
@@ -48,6 +65,96 @@ class HttpResponse:
 
     def json(self) -> Any:
         return orjson.loads(self.body)
+
+
+class RequestAuth(Protocol):
+    """Credentials applied to each attempt: a bearer token, Basic, or a vendor's signature."""
+
+    #: Statuses besides 401 that mean "these credentials were refused" (Mimecast HMAC: 418).
+    renew_statuses: frozenset[int]
+
+    async def apply(self, method: str, url: URL, headers: dict[str, str], body: bytes) -> object:
+        """Set this attempt's credential headers; ``url`` carries the encoded query and ``body``
+        the exact bytes sent. Returns a handle given back to :meth:`renew`."""
+        ...
+
+    async def renew(self, handle: object, response: HttpResponse) -> bool:
+        """The server refused the credentials applied as ``handle``: drop or renew them.
+        ``True`` retries the request once; ``False`` fails it as an auth error."""
+        ...
+
+
+class BearerAuth:
+    """``Authorization: Bearer`` from a token provider; a refused token is dropped and re-fetched."""
+
+    renew_statuses: frozenset[int] = frozenset()
+
+    def __init__(self, tokens: TokenProvider) -> None:
+        self.tokens = tokens
+
+    async def apply(self, method: str, url: URL, headers: dict[str, str], body: bytes) -> object:
+        token = await self.tokens.token()
+        headers["Authorization"] = f"Bearer {token}"
+        return token
+
+    async def renew(self, handle: object, response: HttpResponse) -> bool:
+        # Tokens can expire or be revoked before their stated lifetime.
+        self.tokens.invalidate(str(handle))
+        return True
+
+
+class BasicAuth:
+    """HTTP Basic with a fixed user and password (Cisco Secure Endpoint's client id and API key)."""
+
+    renew_statuses: frozenset[int] = frozenset()
+
+    def __init__(self, user: str, password: str) -> None:
+        self._header = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+    async def apply(self, method: str, url: URL, headers: dict[str, str], body: bytes) -> object:
+        headers["Authorization"] = self._header
+        return None
+
+    async def renew(self, handle: object, response: HttpResponse) -> bool:
+        return False  # nothing to renew: the key itself is wrong or revoked
+
+    def __repr__(self) -> str:
+        return "BasicAuth(***)"
+
+
+@dataclass(frozen=True)
+class RateLimitHeaders:
+    """Where a vendor says how much quota is left and when it refills.
+
+    Header lookup is case-insensitive; several names cover vendors whose documentation and
+    servers disagree on the spelling (Cisco Secure Endpoint: ``X-Rate-Limit-*`` in the docs,
+    ``x-ratelimit-*`` on the wire). When ``remaining`` reaches 0, every request on the
+    limiter's key waits for the reset instead of spending a call on a certain 429.
+    """
+
+    remaining: tuple[str, ...] = ("X-RateLimit-Remaining", "X-Rate-Limit-Remaining")
+    reset: tuple[str, ...] = ("X-RateLimit-Reset", "X-Rate-Limit-Reset")
+    #: The reset header's unit: 1.0 for seconds, 0.001 for Mimecast's milliseconds.
+    reset_unit_secs: float = 1.0
+
+    def _number(self, headers: Mapping[str, str], names: tuple[str, ...]) -> float | None:
+        for name in names:
+            value = headers.get(name)
+            if value is None:
+                continue
+            try:
+                return float(value)
+            except ValueError:
+                return None
+        return None
+
+    def reset_secs(self, headers: Mapping[str, str]) -> float | None:
+        value = self._number(headers, self.reset)
+        return None if value is None else max(0.0, value * self.reset_unit_secs)
+
+    def exhausted(self, headers: Mapping[str, str]) -> bool:
+        remaining = self._number(headers, self.remaining)
+        return remaining is not None and remaining <= 0
 
 
 def is_loopback(url: str | URL) -> bool:
@@ -91,7 +198,7 @@ class HttpClient:
         self,
         session: aiohttp.ClientSession,
         *,
-        auth: TokenProvider | None = None,
+        auth: RequestAuth | TokenProvider | None = None,
         limiter: RateLimiter | None = None,
         timeout_secs: float = 30.0,
         max_attempts: int = 5,
@@ -100,11 +207,14 @@ class HttpClient:
         metrics: Metrics | None = None,
         sleep: Callable[[float], Any] = asyncio.sleep,
         throttled: Callable[[HttpResponse], bool] | None = None,
+        rate_headers: RateLimitHeaders | None = None,
     ) -> None:
-        """``throttled`` recognises a vendor's own throttling answer besides 429 (Office 365
-        answers ``403`` with error code ``AF429``), so it gets the same wait-and-retry."""
+        """``auth`` is a :class:`RequestAuth` or a token provider (sent as a bearer token).
+        ``throttled`` recognises a vendor's own throttling answer besides 429 (Office 365
+        answers ``403`` with error code ``AF429``), so it gets the same wait-and-retry.
+        ``rate_headers`` reads the vendor's quota headers (see :class:`RateLimitHeaders`)."""
         self.session = session
-        self.auth = auth
+        self.auth: RequestAuth | None = BearerAuth(auth) if isinstance(auth, TokenProvider) else auth
         self.limiter = limiter
         self.timeout = aiohttp.ClientTimeout(total=timeout_secs)
         self.max_attempts = max_attempts
@@ -113,6 +223,7 @@ class HttpClient:
         self.metrics = metrics
         self._sleep = sleep
         self._throttled = throttled
+        self._rate_headers = rate_headers
 
     async def request(
         self,
@@ -129,42 +240,54 @@ class HttpClient:
         (a vendor error code in the body that means "skip this item", not "fail")."""
         if self.auth is not None and URL(url).scheme != "https" and not is_loopback(url):
             raise AuthError(f"refusing to send credentials over plain http to {URL(url).host}; use https")
+        target = URL(url)
+        if params:
+            target = target.extend_query(params)
+        hdrs_base = dict(headers or {})
+        if json is not None:
+            data = orjson.dumps(json)
+            hdrs_base.setdefault("Content-Type", "application/json")
+        body = data if isinstance(data, bytes) else b""
         backoff = Backoff(max_secs=self.backoff_max_secs)
-        refreshed = False
+        renewed = False
         last = ""
         throttled_after: float | None = None
         for _attempt in range(self.max_attempts):
-            hdrs = dict(headers or {})
-            token = None
+            hdrs = dict(hdrs_base)
+            handle: object = None
             if self.auth is not None:
-                token = await self.auth.token()
-                hdrs["Authorization"] = f"Bearer {token}"
+                handle = await self.auth.apply(method, target, hdrs, body)
             t0 = time.monotonic()
             try:
                 if self.limiter is not None:
                     async with self.limiter.slot():
                         self._waited(time.monotonic() - t0)
                         t0 = time.monotonic()
-                        resp = await self._send(method, url, params, hdrs, json, data)
+                        resp = await self._send(method, target, hdrs, data)
                 else:
-                    resp = await self._send(method, url, params, hdrs, json, data)
+                    resp = await self._send(method, target, hdrs, data)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._observe(None, t0)
                 last = f"{type(exc).__name__}: {exc}"
                 await self._sleep(backoff.next_delay())
                 continue
             self._observe(resp.status, t0)
+            hints = self._rate_headers
+            reset = hints.reset_secs(resp.headers) if hints else None
+            if hints and reset is not None and self.limiter is not None and hints.exhausted(resp.headers):
+                self.limiter.penalize(reset)
             throttled = resp.status == 429 or (self._throttled is not None and self._throttled(resp))
             if (200 <= resp.status < 400 or resp.status in passthrough) and not throttled:
                 return resp  # redirects are the caller's to follow: credentials must not leak
-            if resp.status == 401 and token is not None and not refreshed:
-                # Tokens can expire or be revoked before their stated lifetime.
-                assert self.auth is not None
-                self.auth.invalidate(token)
-                refreshed = True
-                continue
+            if self.auth is not None and (resp.status == 401 or resp.status in self.auth.renew_statuses):
+                if not renewed and await self.auth.renew(handle, resp):
+                    renewed = True
+                    continue
+                raise AuthError(f"HTTP {resp.status} from {target.path}: {_short(resp.body)}")
             if throttled:
                 after = parse_retry_after(resp.headers.get("Retry-After"))
+                if after is None:
+                    after = reset
                 delay = backoff.next_delay(after)
                 throttled_after = after
                 if self.limiter is not None:
@@ -179,13 +302,13 @@ class HttpClient:
                 await self._sleep(delay)
                 continue
             if resp.status == 401 or resp.status == 403:
-                raise AuthError(f"HTTP {resp.status} from {URL(url).path}: {_short(resp.body)}")
+                raise AuthError(f"HTTP {resp.status} from {target.path}: {_short(resp.body)}")
             if resp.status in RETRYABLE:
                 last = f"HTTP {resp.status}: {_short(resp.body)}"
                 after = parse_retry_after(resp.headers.get("Retry-After"))
                 await self._sleep(backoff.next_delay(after))
                 continue
-            raise VendorAPIError(f"HTTP {resp.status} from {URL(url).path}: {_short(resp.body)}", resp.status)
+            raise VendorAPIError(f"HTTP {resp.status} from {target.path}: {_short(resp.body)}", resp.status)
         if last.startswith(("HTTP 429", "throttled")):
             # The vendor's last word on when to come back; the caller's backoff honours it.
             raise RateLimited(f"still throttled after {self.max_attempts} attempts: {last}", throttled_after)
@@ -199,21 +322,11 @@ class HttpClient:
         if self.metrics is not None and seconds > 0.001:
             RateLimitWaited(self.component, seconds).emit(self.metrics)
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        params: Mapping[str, str] | Sequence[tuple[str, str]] | None,
-        headers: Mapping[str, str],
-        json: Any,
-        data: Any,
-    ) -> HttpResponse:
+    async def _send(self, method: str, url: URL, headers: Mapping[str, str], data: Any) -> HttpResponse:
         async with self.session.request(
             method,
             url,
-            params=params,
             headers=headers,
-            json=json,
             data=data,
             timeout=self.timeout,
             allow_redirects=False,

@@ -1,0 +1,1 @@
+"""Placeholder: this connector is being built (issue 4)."""

@@ -61,3 +61,15 @@ async def test_penalize_pushes_the_next_request_back() -> None:
     limiter.penalize(30.0)
     async with limiter.slot():
         assert t.now >= 30.0
+
+
+async def test_holds_do_not_add_up_and_apply_without_a_rate() -> None:
+    t = VirtualTime()
+    limiter = RateLimiter(None, clock=t.clock, sleep=t.sleep)
+    # Three answers in flight together all say "refills in 10 s".
+    for _ in range(3):
+        limiter.hold(10.0)
+    for _ in range(2):
+        async with limiter.slot():
+            t.sent.append(t.now)
+    assert t.sent == [10.0, 10.0]

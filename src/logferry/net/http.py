@@ -275,7 +275,7 @@ class HttpClient:
             hints = self._rate_headers
             reset = hints.reset_secs(resp.headers) if hints else None
             if hints and reset is not None and self.limiter is not None and hints.exhausted(resp.headers):
-                self.limiter.penalize(reset)
+                self.limiter.hold(reset)
             throttled = resp.status == 429 or (self._throttled is not None and self._throttled(resp))
             if (200 <= resp.status < 400 or resp.status in passthrough) and not throttled:
                 return resp  # redirects are the caller's to follow: credentials must not leak
@@ -291,8 +291,12 @@ class HttpClient:
                 delay = backoff.next_delay(after)
                 throttled_after = after
                 if self.limiter is not None:
-                    # Every request on this key slows down, not just this one (AF429 has no Retry-After).
-                    self.limiter.penalize(after or delay)
+                    # Every request on this key waits, not just this one: until the time the vendor
+                    # named, or (AF429 names none) by a backoff step that grows while throttling lasts.
+                    if after is not None:
+                        self.limiter.hold(after)
+                    else:
+                        self.limiter.penalize(delay)
                 last = (
                     f"HTTP 429 (retry after {after}s)"
                     if resp.status == 429

@@ -36,15 +36,22 @@ class RateLimiter:
         self._sleep = sleep
         #: Theoretical arrival time: when the next request is due if none runs ahead of schedule.
         self._due = clock()
+        #: No request before this time (a vendor said when its quota refills).
+        self._held = clock()
         self._lock = asyncio.Lock()
         self._sem = asyncio.Semaphore(max_concurrent) if max_concurrent else None
 
     async def _take(self) -> None:
-        if not self.rate:
+        if not self.rate and self._held <= self._clock():
             return
-        interval = 1.0 / self.rate
         async with self._lock:
             now = self._clock()
+            if self._held > now:
+                await self._sleep(self._held - now)
+                now = self._clock()
+            if not self.rate:
+                return
+            interval = 1.0 / self.rate
             due = max(self._due, now)
             # Up to `burst` requests may run ahead of the schedule.
             wait = due - (self.burst - 1) * interval - now
@@ -56,6 +63,14 @@ class RateLimiter:
         """Push the schedule back by ``seconds`` after the vendor throttled us anyway."""
         if self.rate:
             self._due = max(self._due, self._clock()) + seconds
+
+    def hold(self, seconds: float) -> None:
+        """No request before ``seconds`` from now: the vendor said when its quota refills.
+
+        Unlike :meth:`penalize`, holds do not add up: several requests in flight that all
+        come back with the same "quota exhausted, resets in 10 s" wait 10 s, not 10 s each.
+        """
+        self._held = max(self._held, self._clock() + seconds)
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:

@@ -4,6 +4,7 @@ health is green only when every lane is."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Sequence
 from typing import Any
@@ -99,3 +100,20 @@ async def test_one_failing_lane_turns_the_source_red_with_its_name() -> None:
     assert ("dead", "admin: bad line") in parent.health
     assert ("ok", 5) not in parent.health
 
+
+
+async def test_a_lane_cancelled_mid_commit_keeps_the_position_the_store_committed() -> None:
+    class SlowParent(Parent):
+        async def emit(
+            self, records: Sequence[Record], cursor: JSONValue, ids: Sequence[str] | None = None
+        ) -> EmitResult:
+            await asyncio.sleep(0.05)  # the store's worker thread finishes the transaction regardless
+            return await super().emit(records, cursor, ids)
+
+    parent = SlowParent()
+    slow = asyncio.create_task(run_lanes(parent, {"a": Counter(1, lag=0)}))
+    await asyncio.sleep(0.01)
+    slow.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await slow
+    assert parent.cursor == {"lanes": {"a": 1}}

@@ -5,7 +5,15 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 
-from logferry.core.polling import Page, PollingSource, Window, WindowSettings, format_time, parse_time
+from logferry.core.polling import (
+    MalformedStreak,
+    Page,
+    PollingSource,
+    Window,
+    WindowSettings,
+    format_time,
+    parse_time,
+)
 from logferry.core.sink import CheckResult
 from logferry.core.types import JSONValue
 
@@ -72,3 +80,18 @@ def test_initial_lookback_beyond_retention_starts_at_the_retention_edge() -> Non
 
 def test_lag_is_the_distance_from_the_cursor_start_to_now() -> None:
     assert source().planner.lag({"start": "2026-11-21T11:00:00Z"}) == 3600.0
+
+
+def test_a_window_left_in_progress_past_retention_is_planned_afresh() -> None:
+    # A long outage: resuming the saved window would be refused by the vendor for ever.
+    s = source(retention=600)
+    w = s.next_window({"start": "2026-11-20T00:00:00Z", "end": "2026-11-20T00:05:00Z", "page": "tok"})
+    assert w is not None
+    assert format_time(w.start) == "2026-11-21T11:50:00Z" and format_time(w.end) == "2026-11-21T11:55:00Z"
+
+
+def test_malformed_streak_gives_up_after_the_attempts_at_one_position() -> None:
+    streak = MalformedStreak(attempts=3)
+    assert [streak.give_up("page-2") for _ in range(3)] == [False, False, True]
+    # A new position starts counting again.
+    assert not streak.give_up("page-3") and streak.count == 1

@@ -57,6 +57,20 @@ class VendorAPIError(SourceError):
         super().__init__(message)
 
 
+class MalformedPage(VendorAPIError):
+    """An answer that is not a page of the vendor's API at all (an HTML error page with status
+    200, a truncated body): its records, and where the next page is, are unknown.
+
+    Polling retries the same position with backoff (a proxy's hiccup passes); an answer that
+    stays malformed is dead-lettered with ``raw`` after a few attempts and collection steps over
+    it, so one broken answer never stalls a source.
+    """
+
+    def __init__(self, message: str, raw: bytes) -> None:
+        super().__init__(message)
+        self.raw = raw
+
+
 class RateLimited(SourceError):
     def __init__(self, message: str, retry_after: float | None = None) -> None:
         self.retry_after = retry_after

@@ -71,11 +71,24 @@ class LaneContext:
         self, records: Sequence[Record], cursor: JSONValue, ids: Sequence[str] | None = None
     ) -> EmitResult:
         shared = self._shared
+        lane = self.lane
         async with shared.lock:
-            combined: dict[str, Any] = {"lanes": {**shared.cursors, self.lane: cursor}}
-            result = await shared.parent.emit(records, combined, ids)
-            shared.cursors[self.lane] = cursor  # only once committed: a failed commit changes nothing
-            return result
+            combined: dict[str, Any] = {"lanes": {**shared.cursors, lane: cursor}}
+            commit = asyncio.ensure_future(shared.parent.emit(records, combined, ids))
+
+            def committed(task: asyncio.Future[EmitResult]) -> None:
+                # Only once committed: a failed commit changes nothing.
+                if not task.cancelled() and task.exception() is None:
+                    shared.cursors[lane] = cursor
+
+            commit.add_done_callback(committed)
+            try:
+                return await asyncio.shield(commit)
+            except asyncio.CancelledError:
+                # The store may finish this commit after all; until it has, another lane's commit
+                # would carry this lane's older position, so the lock is held until it ends.
+                await asyncio.wait([commit])
+                raise
 
     async def wait_capacity(self) -> None:
         await self._shared.parent.wait_capacity()

@@ -16,18 +16,21 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from logferry.core.errors import RateLimited, SourceError
+from logferry.core.errors import MalformedPage, RateLimited, SourceError
 from logferry.core.sink import CheckResult
 from logferry.core.source import SourceContext
 from logferry.core.types import JSONValue, Record
 from logferry.net.retry import Backoff
 
 __all__ = [
+    "MALFORMED_ATTEMPTS",
+    "Cycle",
+    "MalformedStreak",
     "Page",
     "PollingSource",
     "Window",
@@ -35,6 +38,7 @@ __all__ = [
     "WindowSettings",
     "format_time",
     "parse_time",
+    "poll_forever",
 ]
 
 
@@ -104,7 +108,11 @@ class WindowPlanner:
 
     def next_window(self, cursor: dict[str, Any]) -> Window | None:
         if cursor.get("end"):
-            return Window(parse_time(cursor["start"]), parse_time(cursor["end"]))
+            start = parse_time(cursor["start"])
+            if self.clamp(start) == start:
+                return Window(start, parse_time(cursor["end"]))
+            # A window left in progress for longer than the vendor keeps data (a long outage):
+            # resuming it would be refused for ever; plan afresh from the oldest data still kept.
         start = self.clamp(parse_time(cursor["start"]))
         limit = self.now() - timedelta(seconds=self.settings.lag_secs)
         end = min(start + timedelta(seconds=self.settings.window_secs), limit.replace(microsecond=0))
@@ -117,11 +125,77 @@ class WindowPlanner:
         return max(0.0, (self.now() - parse_time(cursor["start"])).total_seconds())
 
 
+#: Attempts at one position before a malformed answer is dead-lettered and stepped over. With the
+#: poll backoff (2, 4, 8, 16 s, jittered) a passing proxy error page has half a minute to clear.
+MALFORMED_ATTEMPTS = 5
+
+
+class MalformedStreak:
+    """Counts :class:`MalformedPage` answers in a row at one position of a cursor."""
+
+    def __init__(self, attempts: int = MALFORMED_ATTEMPTS) -> None:
+        self.attempts = attempts
+        self._at: object = None
+        #: Malformed answers in a row at the current position.
+        self.count = 0
+
+    def give_up(self, position: object) -> bool:
+        """Record one more malformed answer at ``position``; whether to step over it now."""
+        if position != self._at:
+            self._at, self.count = position, 0
+        self.count += 1
+        return self.count >= self.attempts
+
+    def reset(self) -> None:
+        self._at, self.count = None, 0
+
+
+@dataclass(frozen=True)
+class Cycle:
+    """What one poll cycle achieved: how far behind now the cursor is, and whether more work is
+    already waiting (a backlog: the next cycle follows at once instead of after the interval)."""
+
+    lag_secs: float | None = None
+    more: bool = False
+
+
+async def poll_forever(
+    ctx: SourceContext,
+    cycle: Callable[[], Awaitable[Cycle]],
+    interval_secs: float,
+    *,
+    initial_backoff_secs: float = 2.0,
+) -> None:
+    """Run ``cycle`` until the pipeline stops: the loop every pull source (or lane) shares.
+
+    A :class:`SourceError` is reported (health turns red with its reason) and the cycle retried
+    after a jittered backoff that honours the vendor's ``Retry-After``; a success is reported
+    with the cycle's lag; a caught-up source sleeps ``interval_secs``. The cycle keeps its own
+    position, so a retry resumes where the last commit left off.
+    """
+    backoff = Backoff(initial_secs=initial_backoff_secs, max_secs=min(300.0, interval_secs * 2))
+    while not ctx.stopping.is_set():
+        try:
+            done = await cycle()
+        except SourceError as exc:
+            ctx.poll_failed(str(exc), type(exc).__name__)
+            after = exc.retry_after if isinstance(exc, RateLimited) else None
+            if not await ctx.sleep(backoff.next_delay(after)):
+                return
+            continue
+        backoff.reset()
+        ctx.poll_succeeded(done.lag_secs)
+        if not done.more and not await ctx.sleep(interval_secs):
+            return
+
+
 class PollingSource(ABC):
     def __init__(self, name: str, settings: WindowSettings, clock: Callable[[], float] = time.time) -> None:
         self.name = name
         self.settings = settings
         self.planner = WindowPlanner(settings, clock)
+        #: The cursor of the last committed page of the window being drained.
+        self._committed: dict[str, Any] = {}
 
     @property
     def stale_after_secs(self) -> float:
@@ -145,26 +219,36 @@ class PollingSource(ABC):
 
     async def run(self, ctx: SourceContext) -> None:
         cursor: dict[str, Any] = dict(ctx.cursor) if isinstance(ctx.cursor, dict) else self.planner.initial()
-        backoff = Backoff(initial_secs=2.0, max_secs=min(300.0, self.settings.interval_secs * 2))
-        while not ctx.stopping.is_set():
+
+        streak = MalformedStreak()
+
+        async def cycle() -> Cycle:
+            nonlocal cursor
             window = self.next_window(cursor)
             if window is not None:
                 try:
                     cursor = await self._drain(ctx, window, cursor)
-                except SourceError as exc:
-                    ctx.poll_failed(str(exc), type(exc).__name__)
-                    after = exc.retry_after if isinstance(exc, RateLimited) else None
-                    if not await ctx.sleep(backoff.next_delay(after)):
-                        return
-                    continue
-                backoff.reset()
-            ctx.poll_succeeded(self.planner.lag(cursor))
+                except MalformedPage as exc:
+                    # Resume after the last committed page, not from the window's start.
+                    cursor = self._committed
+                    if not streak.give_up((cursor.get("start"), cursor.get("end"), cursor.get("page"))):
+                        raise
+                    reason = (
+                        f"{exc}; after {streak.attempts} attempts the rest of the window "
+                        f"{format_time(window.start)}..{format_time(window.end)} is skipped"
+                    )
+                    await ctx.dead_letter(reason, exc.raw)
+                    cursor = {"start": format_time(window.end), "end": None, "page": None}
+                    await ctx.emit((), cursor)
+                streak.reset()
             # Behind: the next window follows at once. Caught up: wait for the next interval.
-            if self.next_window(cursor) is None and not await ctx.sleep(self.settings.interval_secs):
-                return
+            return Cycle(self.planner.lag(cursor), more=self.next_window(cursor) is not None)
+
+        await poll_forever(ctx, cycle, self.settings.interval_secs)
 
     async def _drain(self, ctx: SourceContext, window: Window, cursor: dict[str, Any]) -> dict[str, Any]:
         token = cursor.get("page") if cursor.get("end") else None
+        self._committed = cursor
         done = {"start": format_time(window.end), "end": None, "page": None}
         pages = 0
         async for page in self.fetch(window, token):
@@ -181,9 +265,12 @@ class PollingSource(ABC):
                     "page": page.next_token,
                 }
             await ctx.emit(page.records, nxt, page.ids)
-            cursor = nxt
-            if ctx.stopping.is_set() and page.next_token is not None:
-                break
+            cursor = self._committed = nxt
+            if page.next_token is not None:
+                if ctx.stopping.is_set():
+                    break
+                # A long window at a slow vendor pace is progress, not silence.
+                ctx.poll_succeeded(self.planner.lag(cursor))
         if pages == 0:
             await ctx.emit((), done)
             cursor = done

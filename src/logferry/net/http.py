@@ -91,9 +91,18 @@ class BearerAuth:
 
     def __init__(self, tokens: TokenProvider) -> None:
         self.tokens = tokens
+        self._token: str | None = None
+
+    async def prepare(self) -> None:
+        """Fetch the token before the request queues for a rate-limit slot: the token request
+        may share that limiter (meshStack's login does), and must not wait behind itself."""
+        self._token = await self.tokens.token()
 
     async def apply(self, method: str, url: URL, headers: dict[str, str], body: bytes) -> object:
-        token = await self.tokens.token()
+        if self._token is None:
+            await self.prepare()
+        # Requests in flight together share the newest token; each one's renew names its own.
+        token = self._token
         headers["Authorization"] = f"Bearer {token}"
         return token
 
@@ -228,7 +237,7 @@ class HttpClient:
     async def request(
         self,
         method: str,
-        url: str,
+        url: str | URL,
         *,
         params: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
         headers: Mapping[str, str] | None = None,
@@ -237,10 +246,12 @@ class HttpClient:
         passthrough: Collection[int] = (),
     ) -> HttpResponse:
         """Send with retries; ``passthrough`` statuses are returned for the caller to interpret
-        (a vendor error code in the body that means "skip this item", not "fail")."""
+        (a vendor error code in the body that means "skip this item", not "fail"). Give a
+        ``yarl.URL(link, encoded=True)`` to send a pre-signed link byte for byte (a plain string
+        is normalised: ``%7E`` becomes ``~``, which a signature over the raw query would not match)."""
         if self.auth is not None and URL(url).scheme != "https" and not is_loopback(url):
             raise AuthError(f"refusing to send credentials over plain http to {URL(url).host}; use https")
-        target = URL(url)
+        target = url if isinstance(url, URL) else URL(url)
         if params:
             target = target.extend_query(params)
         hdrs_base = dict(headers or {})
@@ -255,16 +266,19 @@ class HttpClient:
         for _attempt in range(self.max_attempts):
             hdrs = dict(hdrs_base)
             handle: object = None
-            if self.auth is not None:
-                handle = await self.auth.apply(method, target, hdrs, body)
+            if isinstance(self.auth, BearerAuth):
+                await self.auth.prepare()
             t0 = time.monotonic()
             try:
                 if self.limiter is not None:
                     async with self.limiter.slot():
                         self._waited(time.monotonic() - t0)
+                        # Signed inside the slot: a signature's date must not age while queued.
+                        handle = await self._apply_auth(method, target, hdrs, body)
                         t0 = time.monotonic()
                         resp = await self._send(method, target, hdrs, data)
                 else:
+                    handle = await self._apply_auth(method, target, hdrs, body)
                     resp = await self._send(method, target, hdrs, data)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 self._observe(None, t0)
@@ -317,6 +331,9 @@ class HttpClient:
             # The vendor's last word on when to come back; the caller's backoff honours it.
             raise RateLimited(f"still throttled after {self.max_attempts} attempts: {last}", throttled_after)
         raise VendorAPIError(f"gave up after {self.max_attempts} attempts: {last}")
+
+    async def _apply_auth(self, method: str, url: URL, headers: dict[str, str], body: bytes) -> object:
+        return None if self.auth is None else await self.auth.apply(method, url, headers, body)
 
     def _observe(self, status: int | None, t0: float) -> None:
         if self.metrics is not None:

@@ -12,6 +12,7 @@ import pytest
 from azure.identity.aio import ClientSecretCredential
 from azure.monitor.ingestion.aio import LogsIngestionClient
 
+from logferry.schemas import available_tables, load_table
 from logferry.sim.entra import EntraSim
 from logferry.sim.sentinel import SentinelSim
 
@@ -249,7 +250,9 @@ async def test_runs_its_own_entra_when_none_is_given(start_sim: Starter, http: a
         creds
     )
     # One stream per shipped table definition.
-    assert creds["streams"] == {"meshStackEventLogs_CL": STREAM, "O365Audit_CL": "Custom-O365Audit_CL"}
+    assert creds["streams"]["meshStackEventLogs_CL"] == STREAM
+    assert creds["streams"] == {t: load_table(t).stream for t in available_tables()}
+    assert {"O365Audit_CL", "MimecastAudit_CL"} <= set(creds["streams"])
     assert sim.entra is not None
     assert creds["authority_host"] == sim.entra.url != sim.url
     assert (await Poster(http, sim, sim.entra).post(b"[]"))[0] == 204

@@ -1,1 +1,7 @@
-"""Placeholder: this connector is being built (issue 4)."""
+"""CrowdStrike Falcon Event Streams (type ``crowdstrike``); importing registers the type."""
+
+from __future__ import annotations
+
+from logferry.sources.crowdstrike.config import CrowdStrikeConfig
+
+__all__ = ["CrowdStrikeConfig"]

@@ -219,7 +219,6 @@ class PollingSource(ABC):
 
     async def run(self, ctx: SourceContext) -> None:
         cursor: dict[str, Any] = dict(ctx.cursor) if isinstance(ctx.cursor, dict) else self.planner.initial()
-
         streak = MalformedStreak()
 
         async def cycle() -> Cycle:
@@ -228,10 +227,11 @@ class PollingSource(ABC):
             if window is not None:
                 try:
                     cursor = await self._drain(ctx, window, cursor)
-                except MalformedPage as exc:
-                    # Resume after the last committed page, not from the window's start.
+                except SourceError as exc:
+                    # The retry resumes after the last committed page, not from the window's start.
                     cursor = self._committed
-                    if not streak.give_up((cursor.get("start"), cursor.get("end"), cursor.get("page"))):
+                    position = (cursor.get("start"), cursor.get("end"), cursor.get("page"))
+                    if not isinstance(exc, MalformedPage) or not streak.give_up(position):
                         raise
                     reason = (
                         f"{exc}; after {streak.attempts} attempts the rest of the window "

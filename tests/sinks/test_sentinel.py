@@ -195,10 +195,12 @@ async def test_refused_token_is_refreshed_once_and_the_batch_delivered(env: Env)
 async def test_expired_token_is_replaced_before_the_next_send(
     make_env: EnvFactory,
 ) -> None:
-    env = await make_env(entra={"token_lifetime_secs": 1})
+    # JWT expiry is in whole seconds: a 1 s token can be valid for only a few ms after it is issued,
+    # which a loaded CI machine overshoots; 2 s leaves the new token at least one second.
+    env = await make_env(entra={"token_lifetime_secs": 2})
     sink = await env.sink()
     assert (await sink.send(lines_of(sink, 1))).action is Action.DELIVERED
-    await asyncio.sleep(1.1)  # the first token is now expired at the API
+    await asyncio.sleep(2.1)  # the first token is now expired at the API
     assert (await sink.send(lines_of(sink, 1))).action is Action.DELIVERED
     assert sum(env.entra.tokens_issued.values()) == 2
 

@@ -39,6 +39,7 @@ __all__ = [
     "format_time",
     "parse_time",
     "poll_forever",
+    "report_failure",
 ]
 
 
@@ -159,6 +160,16 @@ class Cycle:
     more: bool = False
 
 
+async def report_failure(
+    ctx: SourceContext, exc: SourceError, backoff: Backoff, reason: str | None = None
+) -> bool:
+    """Report ``exc`` (health turns red with ``reason``, by default the error itself) and wait the
+    next backoff step, never less than the vendor's ``Retry-After``. ``False`` when stopping."""
+    ctx.poll_failed(str(exc) if reason is None else reason, type(exc).__name__)
+    after = exc.retry_after if isinstance(exc, RateLimited) else None
+    return await ctx.sleep(backoff.next_delay(after))
+
+
 async def poll_forever(
     ctx: SourceContext,
     cycle: Callable[[], Awaitable[Cycle]],
@@ -178,9 +189,7 @@ async def poll_forever(
         try:
             done = await cycle()
         except SourceError as exc:
-            ctx.poll_failed(str(exc), type(exc).__name__)
-            after = exc.retry_after if isinstance(exc, RateLimited) else None
-            if not await ctx.sleep(backoff.next_delay(after)):
+            if not await report_failure(ctx, exc, backoff):
                 return
             continue
         backoff.reset()

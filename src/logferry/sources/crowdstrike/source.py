@@ -18,8 +18,9 @@ from typing import Any
 
 from logferry.auth.oauth2 import ClientCredentials
 from logferry.config.base import BuildContext
-from logferry.core.errors import AuthError, RateLimited, SourceError
+from logferry.core.errors import AuthError, SourceError
 from logferry.core.lanes import Lane, run_lanes
+from logferry.core.polling import report_failure
 from logferry.core.sink import CheckResult
 from logferry.core.source import SourceContext
 from logferry.net.http import HttpClient
@@ -92,9 +93,7 @@ class CrowdStrikeSource:
             try:
                 partitions = await self.discovery.start()
             except SourceError as exc:
-                ctx.poll_failed(f"discover: {exc}{_hint(exc)}", type(exc).__name__)
-                after = exc.retry_after if isinstance(exc, RateLimited) else None
-                if not await ctx.sleep(backoff.next_delay(after)):
+                if not await report_failure(ctx, exc, backoff, f"discover: {exc}{_hint(exc)}"):
                     return
                 continue
             backoff.reset()

@@ -28,8 +28,8 @@ from typing import Any
 
 from logferry.config.base import BuildContext
 from logferry.config.entra import entra_provider
-from logferry.core.errors import RateLimited, SourceError
-from logferry.core.polling import WindowPlanner, WindowSettings, parse_time
+from logferry.core.errors import SourceError
+from logferry.core.polling import WindowPlanner, WindowSettings, parse_time, report_failure
 from logferry.core.sink import CheckResult
 from logferry.core.source import SourceContext
 from logferry.core.types import Record
@@ -312,9 +312,7 @@ class Office365Source:
 
     async def _lane_failed(self, ctx: SourceContext, lane: Lane, exc: SourceError, backoff: Backoff) -> None:
         lane.failing = f"{lane.key}: {exc}"
-        ctx.poll_failed(lane.failing, type(exc).__name__)
-        after = exc.retry_after if isinstance(exc, RateLimited) else None
-        await ctx.sleep(backoff.next_delay(after))
+        await report_failure(ctx, exc, backoff, lane.failing)
 
     def _lane_ok(self, ctx: SourceContext, lane: Lane) -> None:
         """Report success once every lane has succeeded since the last report, so one failing

@@ -29,6 +29,7 @@ from typing import Any
 import orjson
 
 from logferry.formats.esa import EsaParser
+from logferry.formats.syslog import SyslogParser
 from logferry.formats.umbrella import SCHEMAS, decode_gzip, iter_gzip
 
 PASSES = 3
@@ -95,7 +96,11 @@ def naive_esa(line: str) -> dict[str, Any]:
     if m is None:
         raise ValueError(line)
     ts = datetime.strptime(m.group(1), "%a %b %d %H:%M:%S %Y").replace(tzinfo=UTC)
-    rec: dict[str, Any] = {"timestamp": ts.isoformat(), "level": m.group(2), "message": m.group(3)}
+    rec: dict[str, Any] = {
+        "timestamp": ts.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "level": m.group(2),
+        "message": m.group(3),
+    }
     for key, rx in _NAIVE_IDS.items():
         found = rx.search(m.group(3))
         if found:
@@ -210,9 +215,10 @@ def main() -> int:
         return n
 
     def esa_syslog() -> int:
-        parse = EsaParser().parse_syslog_line
+        # As the syslog receiver reads them: the header once (SyslogParser), then the ESA body.
+        header, body = SyslogParser().parse, EsaParser().parse_syslog_record
         for x in syslog_lines:
-            parse(x, NOW)
+            body(header(x.encode(), received=NOW))
         return n
 
     def esa_naive() -> int:

@@ -21,6 +21,7 @@ from logferry.formats.umbrella import (
     decode_gzip,
     decode_row,
     iter_gzip,
+    iter_rows,
     parse_object_key,
 )
 
@@ -271,6 +272,23 @@ def test_short_rows_are_rejected_with_their_cells_and_the_rest_decoded() -> None
 def test_decode_row_raises_on_too_few_columns() -> None:
     with pytest.raises(ParseError, match="ip row has 6 columns; the oldest known version has 7"):
         decode_row("ip", ["2017-10-02 23:41:00", "Acme HQ", "192.0.2.1", "55043", "198.51.100.2", "443"])
+
+
+def test_a_number_too_long_for_int_is_a_parse_error_and_the_rest_decoded() -> None:
+    # Python refuses int() on more than 4300 digits (ValueError): the row is a reject, not a crash.
+    huge = "9" * 5000
+    row = ["2017-10-02 23:41:00", "Acme HQ", "192.0.2.1", huge, "198.51.100.2", "443", ""]
+    with pytest.raises(ParseError, match="cannot be converted"):
+        decode_row("ip", row)
+    body = DNS_13.rstrip("\n") + f',"{huge}"\n' + DNS_13
+    records, rejects = decode_gzip(gz(body), "dns")
+    assert [r["domain"] for r in records] == ["domain-visited.com."]
+    assert len(rejects) == 1 and rejects[0].line == 1 and "cannot be converted" in rejects[0].reason
+    assert rejects[0].fields[-1] == huge
+
+
+def test_iter_rows_splits_without_decoding_and_skips_the_header() -> None:
+    assert list(iter_rows(gz(AUDIT_HEADER + DNS_13))) == [(2, next(csv.reader([DNS_13])))]
 
 
 def test_odd_typed_values_are_kept_as_logged() -> None:

@@ -10,11 +10,15 @@ and they must reach the SIEM. A line without the timestamp and level of the gram
 
     parser = EsaParser(tz=zone("+0200"))
     parser.parse_file_line("Mon Apr 17 19:56:22 2003 Info: Start MID 6 ICID 5")
-    parser.parse_syslog_line("<166>Mar 17 18:24:37 mail_logs: Info: MID 6 ICID 5 From: <x@y>", now)
+    syslog = SyslogParser(default_tz=zone("+0200"))
+    parser.parse_syslog_record(syslog.parse(b"<166>Mar 17 18:24:37 mail_logs: Info: MID 6", received=now))
     parse_log_filename("mail_logs.@20240101T000000.s").complete  # True
 
-Neither variant carries a time zone, so the appliance's zone is configuration (UTC by default, as
-Elastic's ``tz_offset``); syslog lines carry no year either, so the caller passes the receive time.
+The syslog variant's header (priority, ``Mmm dd HH:MM:SS`` without a year, optional host, the
+subscription name as TAG) is RFC 3164, so :class:`~logferry.formats.syslog.SyslogParser` parses it
+and this module reads only the body. Neither variant carries a time zone, so the appliance's zone is
+configuration (UTC by default, as Elastic's ``tz_offset``): ``EsaParser(tz)`` for file lines, the
+syslog parser's ``default_tz`` for pushed syslog.
 """
 
 from __future__ import annotations
@@ -33,9 +37,6 @@ _MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "
 _MONTHS = {m: i for i, m in enumerate(_MONTH_NAMES, 1)}
 _WEEKDAYS = frozenset(("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"))
 _TS_CACHE_MAX = 4096
-# A syslog line dated more than this after its receipt belongs to the previous year (a December line
-# read in January); a day covers appliance clocks that run ahead of ours.
-_FUTURE_SLACK = timedelta(days=1)
 
 Fields = dict[str, object]
 
@@ -93,16 +94,11 @@ def parse_log_filename(path: str) -> EsaLogFile:
 class EsaParser:
     """Parses lines for one appliance zone; remembers recent timestamps since many lines share a second."""
 
-    __slots__ = ("_cache", "_limit", "_now", "_tz", "_year", "_year_s")
+    __slots__ = ("_cache", "_tz")
 
     def __init__(self, tz: tzinfo = UTC) -> None:
         self._tz = tz
         self._cache: dict[tuple[str, ...], str] = {}
-        # A receiver passes one receive time per read, so the year is worked out once per batch.
-        self._now: datetime | None = None
-        self._year = 0
-        self._year_s = ""
-        self._limit = ""
 
     def parse_file_line(self, line: str) -> Record:
         """``Ddd Mmm dd HH:MM:SS YYYY Level: message`` (files pushed by SCP/FTP)."""
@@ -115,58 +111,39 @@ class EsaParser:
             ts = self._iso(p[1], p[2], p[3], p[4], line)
         return _record({}, ts, p[5], line)
 
-    def parse_syslog_line(self, line: str, now: datetime) -> Record:
-        """``<PRI>Mmm dd HH:MM:SS [host ]<subscription>: Level: message``; aware ``now`` gives the year."""
-        rec: Record = {}
-        body = line
-        if line.startswith("<"):
-            end = line.find(">", 1, 5)
-            pri = line[1:end]
-            if end < 0 or not pri.isdigit() or int(pri) > 191:
-                raise ParseError(f"bad syslog priority in {line[:60]!r}")
-            rec["facility"], rec["severity"] = divmod(int(pri), 8)
-            body = line[end + 1 :]
-        p = body.split(None, 4)
-        if len(p) < 5 or p[0] not in _MONTHS:
-            raise ParseError(f"no 'Mmm dd HH:MM:SS' timestamp after the priority in {line[:60]!r}")
-        rest = p[4]
-        if p[3].endswith(":"):
-            log_name = p[3][:-1]
-        else:
-            rec["host"] = p[3]
-            tok, _, rest = rest.partition(" ")
-            if not tok.endswith(":"):
-                raise ParseError(f"no '<subscription>:' after the host in {line[:60]!r}")
-            log_name = tok[:-1]
-        rec["log_name"] = log_name
-        if now is not self._now:
-            self._now, self._year = now, now.astimezone(self._tz).year
-            self._year_s = str(self._year)
-            # Same-format UTC ISO strings order as the instants do, so each line costs a string compare.
-            self._limit = (now + _FUTURE_SLACK).astimezone(UTC).replace(microsecond=0).isoformat()
-        ts = self._cache.get((p[0], p[1], p[2], self._year_s))
-        if ts is None or ts > self._limit:
-            ts = self._syslog_time(p[0], p[1], p[2], line)
-        return _record(rec, ts, rest, line)
+    def parse_syslog_record(self, record: Record) -> Record:
+        """The ESA fields of a syslog message whose header :class:`~logferry.formats.syslog.SyslogParser`
+        already parsed: ``<PRI>Mmm dd HH:MM:SS [host ]<subscription>: Level: message``.
 
-    def _syslog_time(self, month: str, day: str, clock: str, line: str) -> str:
-        try:
-            ts = self._iso(month, day, clock, self._year_s, line)
-            if ts <= self._limit:
-                return ts
-        except ParseError:
-            if not (month == "Feb" and day == "29"):
-                raise
-        # Dated ahead of its receipt, or 29 Feb in a common year: logged last year.
-        return self._iso(month, day, clock, str(self._year - 1), line)
+        The header's TAG (``app_name``) is the log subscription name and becomes ``log_name``; the
+        header's timestamp is kept as the syslog parser gave it (its year rule and zone apply: build
+        that parser with ``default_tz`` set to the appliance's zone).
+        """
+        message = record.get("message")
+        log_name = record.get("app_name")
+        ts = record.get("timestamp")
+        if not isinstance(ts, str):
+            raise ParseError("no 'Mmm dd HH:MM:SS' timestamp in the syslog header")
+        if not isinstance(log_name, str) or not log_name or not isinstance(message, str):
+            raise ParseError(f"no '<subscription>:' tag before {str(message)[:60]!r}")
+        rec: Record = {}
+        if "facility" in record:
+            rec["facility"], rec["severity"] = record["facility"], record["severity"]
+        host = record.get("hostname")
+        if host:
+            rec["host"] = host
+        rec["log_name"] = log_name
+        return _record(rec, ts, message, message)
 
     def _iso(self, month: str, day: str, clock: str, year: str, line: str) -> str:
         try:
             h, m, s = clock.split(":")
             dt = datetime(int(year), _MONTHS[month], int(day), int(h), int(m), int(s), tzinfo=self._tz)
-        except (KeyError, ValueError) as exc:
+            utc = dt.astimezone(UTC)  # OverflowError: year 1 east of UTC
+        except (KeyError, ValueError, OverflowError) as exc:
             raise ParseError(f"bad timestamp {month} {day} {clock} {year} in {line[:60]!r}: {exc}") from None
-        ts = dt.astimezone(UTC).isoformat()
+        # The spelling of every other parser; isoformat, since strftime's %Y does not pad year 1 to 0001.
+        ts = utc.replace(tzinfo=None).isoformat(timespec="seconds") + "Z"
         if len(self._cache) >= _TS_CACHE_MAX:
             self._cache.clear()
         self._cache[(month, day, clock, year)] = ts
@@ -200,7 +177,8 @@ def _ids_only(head: str, rest: str) -> Fields:
     # A known head whose tail did not fit still names its id, so the line joins its message.
     key = head.lower()
     num = rest.partition(" ")[0]
-    if key in ("mid", "icid", "dcid", "rcid") and num.isdigit():
+    # Ids fit in 64 bits; Python refuses to convert more than 4,300 digits at all.
+    if key in ("mid", "icid", "dcid", "rcid") and num.isdigit() and len(num) <= 20:
         return {"event": "other", key: int(num)}
     return {"event": "other"}
 

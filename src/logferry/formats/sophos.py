@@ -29,6 +29,7 @@ from datetime import UTC, datetime, tzinfo
 from logferry.core.types import Record
 from logferry.formats import ParseError
 from logferry.formats.kv import KVParser
+from logferry.formats.syslog import SyslogParser
 
 __all__ = ["SophosParser"]
 
@@ -44,7 +45,8 @@ _SEVERITIES = {
         ("Emergency", "Alert", "Critical", "Error", "Warning", "Notice", "Information", "Debug")
     )
 }
-_MONTHS = frozenset(("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"))
+_ANY_TIME = datetime(2000, 1, 1, tzinfo=UTC)
+_MAX_INT_DIGITS = 20
 # Timestamps repeat across the lines of one second; a small cache spares re-parsing them.
 _CACHE_MAX = 256
 
@@ -56,7 +58,7 @@ def _is_int_key(key: str) -> bool:
 class SophosParser:
     """Parse SFOS syslog lines; one instance per listener (it caches recent timestamps)."""
 
-    __slots__ = ("_default_host", "_int_keys", "_known", "_kv", "_times", "_tz")
+    __slots__ = ("_default_host", "_int_keys", "_known", "_kv", "_syslog", "_times", "_tz")
 
     def __init__(
         self,
@@ -70,18 +72,31 @@ class SophosParser:
         self._known = {str(serial): host for serial, host in (known_devices or {}).items()}
         self._default_host = default_host_name
         self._kv = KVParser()
+        self._syslog = SyslogParser()
         self._times: dict[str, str] = {}
         self._int_keys: dict[tuple[str, ...], tuple[str, ...]] = {}
 
     def parse(self, line: str | bytes) -> Record:
-        if isinstance(line, bytes):
+        """A whole syslog line (or a bare body): the header goes through :class:`SyslogParser`."""
+        if isinstance(line, str):
+            data = line.encode()
+        else:
+            data = line
             try:
-                line = line.decode()
+                data.decode()
             except UnicodeDecodeError as exc:
                 raise ParseError(f"not UTF-8 at byte {exc.start}") from None
-        line = line.rstrip("\r\n\x00")
-        pos, pri, header_host = _skip_header(line)
-        record = self._kv.parse(line, pos)
+        # Only the header's host and PRI are used (SFOS dates come from the body), so the arrival time
+        # that would settle an RFC 3164 stamp's year does not matter.
+        header = self._syslog.parse(data, received=_ANY_TIME)
+        pri = header["facility"] * 8 + header["severity"] if data[:1] == b"<" else None
+        return self.parse_message(header["message"], header_host=header["hostname"], pri=pri)
+
+    def parse_message(self, line: str, *, header_host: str | None = None, pri: int | None = None) -> Record:
+        """The key=value body of one line, after a syslog parser took the header off."""
+        if header_host is not None and "=" in header_host:
+            raise ParseError("syslog header without a host before the key=value pairs")
+        record = self._kv.parse(line)
         if not record:
             raise ParseError("no key=value pairs")
         self._type_values(record, line)
@@ -135,7 +150,8 @@ class SophosParser:
         for key in int_keys:
             value = record[key]
             # A non-numeric value in a numeric field stays text: losing it would be worse than the type.
-            if value.isdigit() and value.isascii():
+            # Counters fit in 64 bits; longer digit runs (Python refuses > 4,300 digits) stay text.
+            if value.isdigit() and value.isascii() and len(value) <= _MAX_INT_DIGITS:
                 record[key] = int(value)
             elif not value:
                 record[key] = None
@@ -170,29 +186,11 @@ class SophosParser:
 
 
 def _iso_utc(stamp: datetime) -> str:
-    utc = stamp.astimezone(UTC)
-    text = utc.strftime("%Y-%m-%dT%H:%M:%S")
+    try:
+        utc = stamp.astimezone(UTC)
+    except OverflowError:  # 0001-01-01 east of UTC is before year 1 in UTC
+        raise ParseError(f"time {stamp.isoformat()} is out of range in UTC") from None
+    text = utc.replace(tzinfo=None, microsecond=0).isoformat()  # strftime's %Y does not pad year 1
     if utc.microsecond:
         text += f".{utc.microsecond:06d}"
     return text + "Z"
-
-
-def _skip_header(line: str) -> tuple[int, int | None, str | None]:
-    """Where the pairs start, the PRI and the RFC 3164 host, if the line carries them."""
-    pos, pri = 0, None
-    if line.startswith("<"):
-        end = line.find(">", 1, 5)
-        if end == -1 or not (line[1:end].isdigit() and line[1:end].isascii()):
-            raise ParseError(f"bad syslog PRI {line[:6]!r}")
-        pri = int(line[1:end])
-        if pri > 191:
-            raise ParseError(f"syslog PRI {pri} out of range 0..191")
-        pos = end + 1
-    # RFC 3164: "Mmm dd HH:MM:SS host " (SFOS 19+); the day is space-padded ("Nov  6").
-    if line[pos : pos + 3] in _MONTHS and line[pos + 3 : pos + 4] == " " and line[pos + 9 : pos + 10] == ":":
-        host_start = pos + 16
-        host_end = line.find(" ", host_start)
-        if host_end == -1 or "=" in line[host_start:host_end]:
-            raise ParseError("syslog header without a host before the key=value pairs")
-        return host_end + 1, pri, line[host_start:host_end]
-    return pos, pri, None

@@ -37,6 +37,7 @@ __all__ = [
     "decode_gzip",
     "decode_row",
     "iter_gzip",
+    "iter_rows",
     "parse_object_key",
 ]
 
@@ -369,7 +370,12 @@ def decode_row(log_type: str, fields: list[str]) -> Record:
     n = len(fields)
     build = plan.builders.get(n)
     if build is not None:
-        return build(fields)
+        try:
+            return build(fields)
+        except ValueError as exc:
+            # int() refuses a digit string longer than Python's limit (4300 digits): a cell no real
+            # export holds, so the row is rejected rather than kept with one column retyped.
+            raise ParseError(f"{log_type} row: a cell cannot be converted: {exc}") from None
     if n < plan.min_columns:
         raise ParseError(f"{log_type} row has {n} columns; the oldest known version has {plan.min_columns}")
     rec: Record = {"log_type": log_type, UNKNOWN_VERSION_FLAG: True}
@@ -387,11 +393,14 @@ class Reject:
     fields: tuple[str, ...]
 
 
-def iter_gzip(data: bytes, log_type: str) -> Iterator[Record | Reject]:
-    """Decode a gzip CSV object row by row; a corrupt or truncated stream raises :class:`ParseError`.
+def iter_rows(data: bytes) -> Iterator[tuple[int, list[str]] | Reject]:
+    """Split a gzip CSV object into ``(line, cells)`` per data row, not yet decoded.
 
-    The optional header row of v11 is skipped. The receiver should fetch a truncated object again
-    rather than keep half of it, hence an error for the whole object instead of a reject.
+    The optional header row of v11 is skipped; a row csv cannot split is a :class:`Reject`. A
+    corrupt or truncated gzip stream raises :class:`ParseError` once the rows before the damage
+    are out: what follows the damage cannot be read from this copy of the object, and an S3 object
+    is written whole, so fetching it again gives the same bytes. The caller keeps the rows already
+    yielded and reports the rest as lost (logferry's S3 source dead-letters the object's head).
     """
     text = _text(data)
     # skipinitialspace absorbs the '", "' delimiter of the vendor samples; csv keeps quoted newlines,
@@ -415,10 +424,21 @@ def iter_gzip(data: bytes, log_type: str) -> Iterator[Record | Reject]:
             first = False
             if fields[0].strip().lower() in _HEADER_FIRST_CELLS:
                 continue
+        yield reader.line_num, fields
+
+
+def iter_gzip(data: bytes, log_type: str) -> Iterator[Record | Reject]:
+    """Decode a gzip CSV object row by row (:func:`iter_rows`, then :func:`decode_row`); a corrupt or
+    truncated stream raises :class:`ParseError` after the rows before the damage."""
+    for item in iter_rows(data):
+        if isinstance(item, Reject):
+            yield item
+            continue
+        line, fields = item
         try:
             yield decode_row(log_type, fields)
         except ParseError as exc:
-            yield Reject(reader.line_num, str(exc), tuple(fields))
+            yield Reject(line, str(exc), tuple(fields))
 
 
 def decode_gzip(data: bytes, log_type: str) -> tuple[list[Record], list[Reject]]:

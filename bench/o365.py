@@ -43,7 +43,6 @@ import os
 import platform
 import resource
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -66,6 +65,7 @@ from simproc import SimProcess, process_cpu_secs, stat_cpu_secs
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from logferry.sim.o365_content import CONTENT_TYPES, BlobRef, ContentTimeline
+from logferry.sim.peers import free_port
 from logferry.sources.o365.config import DEFAULT_REQUESTS_PER_MINUTE, Office365Config
 
 SRC = Path(__file__).resolve().parent.parent / "src"
@@ -223,13 +223,6 @@ def _self_cpu() -> float:
 
 
 # --- logferry -------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def logferry_config(

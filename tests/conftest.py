@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -18,6 +19,14 @@ from logferry.sim.entra import EntraSim
 from logferry.sim.sentinel import SentinelSim
 
 load_builtin()
+
+
+async def start_logferry(cfg_path: Path, log: Path) -> asyncio.subprocess.Process:
+    """``logferry run -c cfg_path`` as a child process (to be killed with SIGKILL), output to ``log``."""
+    return await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "logferry", "run", "-c", str(cfg_path),
+        stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT, env=os.environ.copy(),
+    )  # fmt: skip
 
 
 def secret_ref(name: str, value: str) -> str:

@@ -6,6 +6,7 @@ import gc
 import logging
 from pathlib import Path
 
+from logferry.allocator import tune_malloc
 from logferry.config.base import BuildContext
 from logferry.config.loader import Config
 from logferry.core.pipeline import Pipeline, SinkSpec, SourceSpec
@@ -36,7 +37,7 @@ class Service:
             self.store,
             {n: SourceSpec(self.sources[n], cfg.sources[n].dedupe_ttl_secs) for n in cfg.sources},
             {
-                n: SinkSpec(self.sinks[n], k.inputs, k.outbox_max_bytes, k.max_backoff_secs)
+                n: SinkSpec(self.sinks[n], k.inputs, k.outbox_max_bytes, k.max_backoff_secs, k.where)
                 for n, k in cfg.sinks.items()
             },
             self.metrics,
@@ -49,6 +50,7 @@ class Service:
         return self.ctx.data_dir
 
     async def start(self) -> None:
+        tune_malloc()
         await self.store.open()
         if self.cfg.api.enabled:
             host, port = self.cfg.api.host_port()

@@ -107,6 +107,14 @@ def test_routes_must_name_existing_sources_and_every_source_needs_a_sink() -> No
     assert "sources.mesh: no sink takes its events; add 'mesh' to a sink's inputs" in found
 
 
+def test_a_sink_that_fails_validation_still_routes_its_inputs() -> None:
+    data = base()
+    data["sinks"]["out"]["no_such_option"] = 1
+    found = problems(data)
+    assert any(p.startswith("sinks.out.no_such_option") for p in found)
+    assert not any("no sink takes its events" in p for p in found)
+
+
 def test_every_problem_is_reported_at_once() -> None:
     data = base(clientsecret="x", page_size=0)
     assert len(problems(data)) >= 2

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +15,7 @@ import orjson
 import pytest
 import yaml
 
+from logferry.sim.peers import free_port
 from tests.conftest import read_ndjson, wait_for
 from tests.e2e.conftest import Sims
 
@@ -30,13 +30,6 @@ def logferry(
         timeout=timeout,
         env={**os.environ, **(env or {})},
     )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def write(tmp_path: Path, cfg: dict[str, Any], name: str = "logferry.yaml") -> Path:
@@ -235,3 +228,11 @@ def test_demo_recovers_from_injected_faults_and_loses_nothing() -> None:
     assert summary["delivered"] == {"sentinel": summary["generated"], "archive": summary["generated"]}
     faults = summary["faults_answered"]
     assert {"429", "401"} <= set(faults["meshstack"]) and {"503", "429", "401"} <= set(faults["sentinel"])
+    # The push and storage inputs: every line sent arrives once; the one broken Sophos line is
+    # dead-lettered; CI installs moto and Tansu, so nothing is left out.
+    inputs = summary["inputs"]
+    assert set(inputs) == {"sophos", "esa", "umbrella", "entra"}
+    for name, i in inputs.items():
+        assert i["sent"] > 0 and i["delivered"] == i["sent"] and i["lost"] == 0, (name, i)
+    assert {n: i["dead_lettered"] for n, i in inputs.items()} == {"sophos": 1, "esa": 0, "umbrella": 0, "entra": 0}
+    assert summary["inputs_left_out"] == {}

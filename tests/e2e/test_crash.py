@@ -6,7 +6,6 @@ import asyncio
 import os
 import random
 import signal
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -14,25 +13,11 @@ import pytest
 import yaml
 
 from logferry.sinks.file import NDJSON_LIMITS
-from tests.conftest import read_ndjson, wait_for
+from tests.conftest import read_ndjson, start_logferry, wait_for
 from tests.e2e.conftest import Sims
 
 KILLS = 10
 MAX_EVENTS_PER_REQUEST = 500
-
-
-async def start(cfg_path: Path, log: Path) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
-        sys.executable,
-        "-m",
-        "logferry",
-        "run",
-        "-c",
-        str(cfg_path),
-        stdout=log.open("ab"),
-        stderr=asyncio.subprocess.STDOUT,
-        env=os.environ.copy(),
-    )
 
 
 def write_config(sims: Sims, data: Path) -> Path:
@@ -52,12 +37,12 @@ async def test_sigkill_at_random_moments_loses_nothing(sims: Sims, tmp_path: Pat
     log = tmp_path / "run.log"
     rng = random.Random(int(os.environ.get("LOGFERRY_CRASH_SEED", "7")))
     for _ in range(KILLS):
-        proc = await start(cfg_path, log)
+        proc = await start_logferry(cfg_path, log)
         await asyncio.sleep(rng.uniform(0.8, 3.0))
         proc.send_signal(signal.SIGKILL)
         assert await proc.wait() == -signal.SIGKILL
 
-    proc = await start(cfg_path, log)
+    proc = await start_logferry(cfg_path, log)
     await sims.post(sims.mesh, "/sim/control", {"live": False})
     generated = sims.mesh.generated()
     archive = tmp_path / "archive.ndjson"

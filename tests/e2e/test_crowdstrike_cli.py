@@ -14,7 +14,7 @@ import yaml
 
 from logferry.sim.crowdstrike import CrowdStrikeSim
 from tests.conftest import read_ndjson, wait_for
-from tests.e2e.test_crash import start
+from tests.conftest import start_logferry as start
 from tests.sources.test_crowdstrike import cs_source, expected
 
 

@@ -12,7 +12,7 @@ import yaml
 
 from logferry.sim.duo import DuoSim
 from tests.conftest import read_ndjson, wait_for
-from tests.e2e.test_crash import start
+from tests.conftest import start_logferry as start
 from tests.sources.test_duo import duo_source, event_id, expected
 
 PER_TYPE = 1200

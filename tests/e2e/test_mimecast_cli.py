@@ -12,7 +12,7 @@ import yaml
 
 from logferry.sim.mimecast import MimecastSim
 from tests.conftest import read_ndjson, wait_for
-from tests.e2e.test_crash import start
+from tests.conftest import start_logferry as start
 from tests.sources.test_mimecast import keys, mc_source, siem
 
 TYPES = ("receipt", "url protect")

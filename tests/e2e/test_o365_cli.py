@@ -14,8 +14,8 @@ import yaml
 
 from logferry.sim.o365 import O365Sim
 from tests.conftest import read_ndjson, wait_for
+from tests.conftest import start_logferry as start
 from tests.e2e.test_cli import logferry
-from tests.e2e.test_crash import start
 from tests.sources.test_office365 import o365_sim, o365_source
 
 

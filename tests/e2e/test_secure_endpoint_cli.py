@@ -12,7 +12,7 @@ import yaml
 
 from logferry.sim.amp import AmpSim
 from tests.conftest import read_ndjson, wait_for
-from tests.e2e.test_crash import start
+from tests.conftest import start_logferry as start
 from tests.sources.test_secure_endpoint import amp_source
 
 KILLS = 3

@@ -21,6 +21,7 @@ from logferry.observe.metrics import Metrics
 from logferry.sim.entra import EntraSim
 from logferry.sim.o365 import O365Sim
 from logferry.sim.o365_content import CONTENT_TYPES, BlobRef
+from logferry.sim.peers import free_port
 from logferry.sim.sentinel import SentinelSim
 from logferry.sources.o365.config import Office365Config
 from tests.conftest import (
@@ -31,7 +32,6 @@ from tests.conftest import (
     sentinel_sink_config,
     wait_for,
 )
-from tests.e2e.test_cli import free_port
 
 HOUR = 3600.0
 #: A well-formed tenant id for config-only tests.

@@ -10,12 +10,13 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Annotated, Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
 from yarl import URL
 
+from logferry.core.routing import WhereValue, where_problems
 from logferry.net.http import is_loopback, make_session
 from logferry.net.ratelimit import RateLimiter
 from logferry.net.tls import TLSSettings
@@ -121,10 +122,30 @@ class SourceConfig(Model):
         raise NotImplementedError  # every registered subclass overrides this
 
 
+_WHERE_VALUE_SCHEMA: dict[str, Any] = {"type": ["string", "integer", "boolean"]}
+#: What the validator accepts: a list of values, or one value standing for a one-item list.
+_WHERE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "additionalProperties": {
+        "anyOf": [_WHERE_VALUE_SCHEMA, {"type": "array", "items": _WHERE_VALUE_SCHEMA, "minItems": 1}]
+    },
+}
+
+
 class SinkConfig(Model):
     type: str
     inputs: list[str] = Field(
         min_length=1, description="Names of the sources this sink takes events from.", examples=[["mesh"]]
+    )
+    where: Annotated[dict[str, list[WhereValue]], WithJsonSchema(_WHERE_SCHEMA)] = Field(
+        default_factory=dict,
+        description="Take only the records of `inputs` whose fields hold one of the listed values: "
+        "FIELD: [VALUE, ...]; every listed field must match one of its values. A field is a top-level "
+        "name or a dotted path into nested objects ('properties.category'); values are strings, integers "
+        "or true/false and compare as text (4 matches 4 and '4'). Empty: every record. Several sinks may "
+        "take one source with different conditions, e.g. one Sentinel table per category; records no "
+        "sink takes are counted in logferry_source_events_unrouted_total.",
+        examples=[{"category": ["SignInLogs", "NonInteractiveUserSignInLogs"]}],
     )
     outbox_max_bytes: int = Field(
         DEFAULT_OUTBOX_MAX_BYTES,
@@ -136,6 +157,22 @@ class SinkConfig(Model):
         gt=0,
         description="Longest wait between delivery retries. Retries never stop: the outbox holds the data.",
     )
+
+    @field_validator("where", mode="before")
+    @classmethod
+    def _where_is_valid(cls, v: object) -> object:
+        if v is None:
+            return {}
+        if not isinstance(v, dict):
+            raise ValueError(
+                "must be a mapping of field name to accepted values, e.g. {category: [AuditLogs]}"
+            )
+        # A single value is a one-item list: `category: AuditLogs` reads naturally in YAML.
+        v = {k: [vals] if isinstance(vals, str | int) else vals for k, vals in v.items()}
+        problems = where_problems(v)
+        if problems:
+            raise ValueError("; ".join(problems))
+        return v
 
     def build(self, name: str, ctx: BuildContext) -> Sink:
         raise NotImplementedError  # every registered subclass overrides this

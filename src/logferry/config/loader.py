@@ -216,6 +216,10 @@ def parse_config(data: Any, base_dir: Path = Path("."), remote_secrets: bool = T
                     f"sinks.{sname}.inputs[{i}]: no source named '{inp}'{_suggest(inp, source_names)}"
                 )
             routed.add(inp)
+    # A sink that failed validation still names its inputs: one problem about it is enough.
+    for raw in raw_sinks.values():
+        if isinstance(raw, dict) and isinstance(raw.get("inputs"), list):
+            routed.update(str(i) for i in raw["inputs"])
     for src in sources:
         if src not in routed:
             problems.append(f"sources.{src}: no sink takes its events; add '{src}' to a sink's inputs")

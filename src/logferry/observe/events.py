@@ -27,9 +27,13 @@ __all__ = [
     "BackpressureWaited",
     "EventsDeadLettered",
     "EventsDeduplicated",
+    "EventsUnrouted",
     "HttpResponseReceived",
     "OutboxDepthChanged",
     "RateLimitWaited",
+    "ReceiverConnectionsChanged",
+    "ReceiverMessagesCounted",
+    "ReceiverMessagesDropped",
     "SinkEventsDelivered",
     "SinkRequestSent",
     "SinkRetryScheduled",
@@ -37,6 +41,8 @@ __all__ = [
     "SourcePageFetched",
     "SourcePollFailed",
     "SourcePollSucceeded",
+    "SourceRecordsFiltered",
+    "SourceRecordsUnrecognised",
     "TelemetryEvent",
 ]
 
@@ -127,6 +133,82 @@ class SourceItemsSkipped(TelemetryEvent):
 
     def record(self, metrics: Metrics) -> None:
         metrics.source_items_skipped.labels(source=self.source, reason=self.reason).inc()
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecordsUnrecognised(TelemetryEvent):
+    """``count`` records in a layout the parser does not know (a new vendor log version) were delivered
+    with raw columns instead of named fields; ``kind`` is the bounded layout name (``umbrella_dns``),
+    ``item`` where they came from (an object key)."""
+
+    name: ClassVar[str] = "source_records_unrecognised"
+    level: ClassVar[int | None] = logging.WARNING
+    source: str
+    kind: str
+    count: int
+    item: str
+
+    def record(self, metrics: Metrics) -> None:
+        metrics.source_records_unrecognised.labels(source=self.source, kind=self.kind).inc(self.count)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecordsFiltered(TelemetryEvent):
+    """A pull source left out ``count`` records on purpose (its own filter, such as Kafka's
+    ``categories``): counted so a filter that drops too much shows, never stored."""
+
+    name: ClassVar[str] = "source_records_filtered"
+    level: ClassVar[int | None] = None
+    source: str
+    count: int
+
+    def record(self, metrics: Metrics) -> None:
+        metrics.source_records_filtered.labels(source=self.source).inc(self.count)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverMessagesCounted(TelemetryEvent):
+    """A push input committed ``messages`` from ``sender`` and filtered out ``filtered`` more."""
+
+    name: ClassVar[str] = "receiver_messages_counted"
+    level: ClassVar[int | None] = None
+    source: str
+    sender: str
+    messages: int
+    filtered: int = 0
+
+    def record(self, metrics: Metrics) -> None:
+        if self.messages:
+            metrics.receiver_messages.labels(source=self.source, sender=self.sender).inc(self.messages)
+        if self.filtered:
+            metrics.receiver_filtered.labels(source=self.source).inc(self.filtered)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverMessagesDropped(TelemetryEvent):
+    """A push input could not take ``count`` messages (or connections); never silent."""
+
+    name: ClassVar[str] = "receiver_messages_dropped"
+    level: ClassVar[int | None] = logging.WARNING
+    source: str
+    reason: str
+    count: int
+
+    def record(self, metrics: Metrics) -> None:
+        metrics.receiver_dropped.labels(source=self.source, reason=self.reason).inc(self.count)
+
+
+@dataclass(frozen=True, slots=True)
+class ReceiverConnectionsChanged(TelemetryEvent):
+    """A TCP/TLS connection opened or closed; ``open`` is how many are open now."""
+
+    name: ClassVar[str] = "receiver_connections_changed"
+    source: str
+    open: int
+    peer: str
+
+    def record(self, metrics: Metrics) -> None:
+        metrics.receiver_connections.labels(source=self.source).set(self.open)
 
 
 @dataclass(frozen=True, slots=True)
@@ -223,6 +305,18 @@ class OutboxDepthChanged(TelemetryEvent):
     def record(self, metrics: Metrics) -> None:
         metrics.outbox_events.labels(sink=self.sink).set(self.events)
         metrics.outbox_bytes.labels(sink=self.sink).set(self.bytes)
+
+
+@dataclass(frozen=True, slots=True)
+class EventsUnrouted(TelemetryEvent):
+    """``count`` new records of ``source`` matched no sink's ``where`` and went to no outbox."""
+
+    name: ClassVar[str] = "events_unrouted"
+    source: str
+    count: int
+
+    def record(self, metrics: Metrics) -> None:
+        metrics.events_unrouted.labels(source=self.source).inc(self.count)
 
 
 @dataclass(frozen=True, slots=True)

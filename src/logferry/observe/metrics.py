@@ -64,6 +64,18 @@ class Metrics:
             ["source", "reason"],
             registry=r,
         )
+        self.source_records_unrecognised = Counter(
+            "logferry_source_records_unrecognised_total",
+            "Records delivered with raw columns because their layout (log version) is unknown, by kind.",
+            ["source", "kind"],
+            registry=r,
+        )
+        self.source_records_filtered = Counter(
+            "logferry_source_records_filtered_total",
+            "Records a source left out on purpose by its own filter (e.g. Kafka categories).",
+            ["source"],
+            registry=r,
+        )
         self.polls = Counter(
             "logferry_source_polls_total",
             "Poll cycles by outcome (ok|error).",
@@ -92,6 +104,35 @@ class Metrics:
             registry=r,
         )
 
+        # Push inputs (syslog and other receivers)
+        self.receiver_messages = Counter(
+            "logferry_receiver_messages_total",
+            "Messages a push input received, by sender address (the first 1,000 senders of a source; "
+            "later ones count as 'other').",
+            ["source", "sender"],
+            registry=r,
+        )
+        self.receiver_filtered = Counter(
+            "logferry_receiver_filtered_total",
+            "Messages left out on purpose by the source's facility/severity filters.",
+            ["source"],
+            registry=r,
+        )
+        self.receiver_dropped = Counter(
+            "logferry_receiver_dropped_total",
+            "Messages or connections a push input could not take, by reason (queue_full: UDP while the "
+            "outbox pushed back; kernel: the UDP socket buffer overflowed; denied: sender not in "
+            "allowed_senders; too_many_connections).",
+            ["source", "reason"],
+            registry=r,
+        )
+        self.receiver_connections = Gauge(
+            "logferry_receiver_connections",
+            "Open TCP/TLS connections of a push input.",
+            ["source"],
+            registry=r,
+        )
+
         # Sinks
         self.events_delivered = Counter(
             "logferry_sink_events_delivered_total", "Events accepted by a sink.", ["sink"], registry=r
@@ -113,6 +154,12 @@ class Metrics:
         )
         self.outbox_events = Gauge(
             "logferry_outbox_events", "Events waiting in a sink's outbox.", ["sink"], registry=r
+        )
+        self.events_unrouted = Counter(
+            "logferry_source_events_unrouted_total",
+            "New events of a source that no sink's `where` took, so no sink received them.",
+            ["source"],
+            registry=r,
         )
 
         # Shared

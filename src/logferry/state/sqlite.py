@@ -13,12 +13,14 @@ import sqlite3
 import time
 from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from itertools import compress
 from pathlib import Path
 from typing import Any, TypeVar
 
 import orjson
 
 from logferry.core.errors import StateError
+from logferry.core.routing import RecordFilter
 from logferry.core.types import JSONValue, Record
 from logferry.state.store import CommitResult, DeadLetter, Encoder, OutboxEntry, OutboxStats
 
@@ -137,6 +139,7 @@ class SQLiteStateStore:
         ids: Sequence[str] | None,
         encoders: Mapping[str, Encoder],
         dedupe_ttl_secs: float,
+        filters: Mapping[str, RecordFilter] | None = None,
     ) -> CommitResult:
         def tx(db: sqlite3.Connection) -> CommitResult:
             now = time.time()
@@ -160,12 +163,22 @@ class SQLiteStateStore:
                         [(source, i, exp) for i in new_ids],
                     )
             added: dict[str, int] = {}
+            events: dict[str, int] = {}
+            unrouted = 0
             if kept:
+                selected: Mapping[str, Sequence[Record]]
+                if filters:
+                    selected, unrouted = _route(kept, encoders, filters)
+                else:
+                    selected = dict.fromkeys(encoders, kept)
                 rows = []
-                for sink, encode in encoders.items():
-                    payload = b"\n".join(encode(kept))
-                    rows.append((sink, source, payload, len(kept), len(payload), now))
+                for sink, recs in selected.items():
+                    if not recs:
+                        continue
+                    payload = b"\n".join(encoders[sink](recs))
+                    rows.append((sink, source, payload, len(recs), len(payload), now))
                     added[sink] = len(payload)
+                    events[sink] = len(recs)
                 db.executemany(
                     "INSERT INTO outbox (sink, source, payload, events, bytes, created_at) "
                     "VALUES (?, ?, ?, ?, ?, ?)",
@@ -176,7 +189,7 @@ class SQLiteStateStore:
                 "ON CONFLICT(source) DO UPDATE SET cursor=excluded.cursor, updated_at=excluded.updated_at",
                 (source, orjson.dumps(cursor), now),
             )
-            return CommitResult(len(kept), len(records) - len(kept), added)
+            return CommitResult(len(kept), len(records) - len(kept), added, events, unrouted)
 
         return await self._run(tx)
 
@@ -314,6 +327,25 @@ class SQLiteStateStore:
             return db.execute("DELETE FROM seen WHERE expires_at<=?", (time.time(),)).rowcount
 
         return await self._run(tx)
+
+
+def _route(
+    kept: Sequence[Record], encoders: Mapping[str, Encoder], filters: Mapping[str, RecordFilter]
+) -> tuple[dict[str, Sequence[Record]], int]:
+    """Each sink's share of ``kept`` (in order), and how many records no sink takes."""
+    selected: dict[str, Sequence[Record]] = {}
+    # Only when every sink filters can a record go nowhere; otherwise skip the bookkeeping.
+    taken: list[bool] | None = [False] * len(kept) if all(s in filters for s in encoders) else None
+    for sink in encoders:
+        keep = filters.get(sink)
+        if keep is None:
+            selected[sink] = kept
+            continue
+        hits = list(map(keep, kept))
+        selected[sink] = list(compress(kept, hits))
+        if taken is not None:
+            taken = [a or b for a, b in zip(taken, hits, strict=True)]
+    return selected, taken.count(False) if taken is not None else 0
 
 
 def _seen(db: sqlite3.Connection, source: str, ids: Sequence[str], now: float) -> set[str]:

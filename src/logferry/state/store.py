@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
+from logferry.core.routing import RecordFilter
 from logferry.core.types import JSONValue, Record
 
 __all__ = [
@@ -26,9 +27,15 @@ Encoder = Callable[[Sequence[Record]], list[bytes]]
 
 @dataclass(frozen=True)
 class CommitResult:
+    """What one commit did. ``accepted`` counts new records once for the source, whichever sinks
+    took them; ``outbox_bytes``/``outbox_events`` are per sink that got a row (a sink whose filter
+    matched nothing is absent); ``unrouted`` counts accepted records that no sink took."""
+
     accepted: int
     duplicates: int
     outbox_bytes: dict[str, int]
+    outbox_events: dict[str, int]
+    unrouted: int = 0
 
 
 @dataclass(frozen=True)
@@ -71,9 +78,14 @@ class StateStore(Protocol):
         ids: Sequence[str] | None,
         encoders: Mapping[str, Encoder],
         dedupe_ttl_secs: float,
+        filters: Mapping[str, RecordFilter] | None = None,
     ) -> CommitResult:
         """Atomically: drop records whose id was seen, encode the rest for each sink into its
-        outbox, remember their ids for ``dedupe_ttl_secs``, and store ``cursor``."""
+        outbox, remember their ids for ``dedupe_ttl_secs``, and store ``cursor``.
+
+        A sink named in ``filters`` gets only the new records its filter accepts, and no outbox
+        row at all when it accepts none; the ids of every new record are remembered either way,
+        so a record no sink took is still a duplicate the next time it comes."""
         ...
 
     async def get_cursor(self, source: str) -> JSONValue | None: ...

@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import os
+from abc import ABC, abstractmethod
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ KAFKA_RECORDS_PER_ENVELOPE = 5
 _READY_TIMEOUT_SECS = 20.0
 
 
-class DemoInput:
+class DemoInput(ABC):
     """One input: its source config, the traffic it sends once the service runs, and its books."""
 
     name = ""
@@ -61,11 +62,13 @@ class DemoInput:
         """Why this input cannot run here, or ``None``."""
         return None
 
+    @abstractmethod
     def source(self) -> dict[str, Any]:
-        raise NotImplementedError  # every input defines its source
+        """The source's config (may start the input's peer)."""
 
+    @abstractmethod
     async def send(self, service: Service) -> None:
-        raise NotImplementedError  # every input sends its own way
+        """Send the input's traffic once the service runs; sets ``sent``."""
 
     def sink(self) -> dict[str, Any]:
         return {"type": "file", "inputs": [self.name], "path": str(self.output), "rotate_max_bytes": 0}

@@ -19,6 +19,7 @@ import signal
 import socket
 import subprocess
 import time
+from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 from types import TracebackType
@@ -36,7 +37,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-class _Peer:
+class _Peer(ABC):
     """A child process on a loopback port: ``start`` waits until it answers, ``stop`` ends it."""
 
     def __init__(self, port: int | None, log: Path | None) -> None:
@@ -44,8 +45,9 @@ class _Peer:
         self._log = log
         self._proc: subprocess.Popen[bytes] | None = None
 
+    @abstractmethod
     def _command(self) -> list[str]:
-        raise NotImplementedError  # each peer names its program
+        """The peer's command line."""
 
     def _ready(self) -> bool:
         with socket.socket() as s:

@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import socket
 import weakref
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +33,7 @@ import asyncssh
 from asyncssh.connection import SSHConnection
 
 from logferry.core.errors import SourceError
+from logferry.net.sockets import dual_stack_socket
 from logferry.observe.logging import log_event
 from logferry.sources.filedrop.hostkey import load_or_create_host_key
 from logferry.sources.filedrop.jail import DropRules, JailSFTPServer
@@ -47,23 +47,6 @@ HOST_KEY_FILE = "ssh_host_ed25519_key"
 #: A login that has not authenticated within this time is dropped.
 LOGIN_TIMEOUT_SECS = 60.0
 CLOSE_TIMEOUT_SECS = 2.0
-
-
-def _dual_stack_socket(port: int) -> socket.socket:
-    """A listening socket for ``[::]`` that takes IPv4 connections too.
-
-    asyncio (under asyncssh) sets ``IPV6_V6ONLY`` on every IPv6 socket it makes, so ``[::]``
-    would mean IPv6 only, unlike most servers (and unlike what users expect of "all addresses").
-    """
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("::", port))
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class _Login(asyncssh.SSHServer):
@@ -199,7 +182,7 @@ class DropServer:
         self.rules.on_upload = self._uploaded
         self.rules.on_discard = self._discarded
         try:
-            sock = _dual_stack_socket(self.port) if self.host == "::" else None
+            sock = dual_stack_socket(self.host, self.port)
             self._acceptor = await asyncssh.listen(
                 self.host,
                 self.port,

@@ -27,8 +27,6 @@ __all__ = [
     "UdpReceiver",
     "kernel_udp_drops",
     "server_tls_context",
-    "tcp_socket",
-    "udp_socket",
 ]
 
 _MAX_POLICY_CACHE = 4096
@@ -99,22 +97,6 @@ def server_tls_context(tls: SyslogTLSConfig) -> ssl.SSLContext:
             ) from None
         ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
-
-
-def tcp_socket(host: str, port: int) -> socket.socket | None:
-    """A dual-stack socket for ``::`` (asyncio would make it IPv6-only); ``None``: let asyncio bind."""
-    if host != "::":
-        return None
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind((host, port))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class TcpReceiver(asyncio.Protocol):
@@ -204,19 +186,6 @@ class UdpReceiver(asyncio.DatagramProtocol):
 
 def _oversize(data: bytes, limit: int) -> FrameError:
     return FrameError(f"datagram of {len(data)} bytes exceeds {limit} bytes", data[:HEAD_BYTES])
-
-
-def udp_socket(host: str, port: int, rcvbuf: int) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
-        sock.bind((host, port))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 def kernel_udp_drops(sock: socket.socket) -> int | None:

@@ -29,6 +29,7 @@ from logferry.core.sink import CheckResult
 from logferry.core.source import SourceContext
 from logferry.core.types import Record
 from logferry.net.retry import Backoff
+from logferry.net.sockets import dual_stack_socket, udp_socket
 from logferry.observe.events import (
     ReceiverConnectionsChanged,
     ReceiverMessagesCounted,
@@ -45,8 +46,6 @@ from logferry.sources.syslog.listeners import (
     UdpReceiver,
     kernel_udp_drops,
     server_tls_context,
-    tcp_socket,
-    udp_socket,
 )
 from logferry.sources.syslog.messages import MessageReader, Reject
 
@@ -162,7 +161,7 @@ class SyslogSource:
             self.address = sock.getsockname()[:2]
             return
         tls = server_tls_context(cfg.tls) if cfg.tls is not None else None
-        dual_stack = tcp_socket(host, port)
+        dual_stack = dual_stack_socket(host, port)
 
         def receiver() -> TcpReceiver:
             return TcpReceiver(cfg, self._intake, self._policy, self._counters, self._connections_changed)

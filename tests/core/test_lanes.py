@@ -53,6 +53,9 @@ class Parent:
     async def dead_letter(self, reason: str, payload: bytes) -> None:
         self.health.append(("dead", reason))
 
+    async def dead_letters(self, items: Sequence[tuple[str, bytes]]) -> None:
+        self.health.extend(("dead", reason) for reason, _ in items)
+
 
 class Counter:
     """Emits ``n`` records numbered from its cursor, then reports success and stops."""

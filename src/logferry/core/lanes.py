@@ -105,6 +105,9 @@ class LaneContext:
     async def dead_letter(self, reason: str, payload: bytes) -> None:
         await self._shared.parent.dead_letter(f"{self.lane}: {reason}", payload)
 
+    async def dead_letters(self, items: Sequence[tuple[str, bytes]]) -> None:
+        await self._shared.parent.dead_letters([(f"{self.lane}: {r}", p) for r, p in items])
+
 
 async def run_lanes(ctx: SourceContext, lanes: Mapping[str, Lane]) -> None:
     """Run every lane until the pipeline stops; an unexpected error in one stops them all

@@ -164,8 +164,14 @@ class _SourceRuntime:
         SourcePollFailed(self.name, error_type, reason).emit(self.pipeline.metrics)
 
     async def dead_letter(self, reason: str, payload: bytes) -> None:
-        await self.pipeline.store.add_dead_letter(self.name, "source", reason, payload)
-        EventsDeadLettered(self.name, "source", 1, reason).emit(self.pipeline.metrics)
+        await self.dead_letters([(reason, payload)])
+
+    async def dead_letters(self, items: Sequence[tuple[str, bytes]]) -> None:
+        if not items:
+            return
+        await self.pipeline.store.add_dead_letters(self.name, "source", items)
+        reason = items[0][0] if len(items) == 1 else f"{items[0][0]} (and {len(items) - 1} more)"
+        EventsDeadLettered(self.name, "source", len(items), reason).emit(self.pipeline.metrics)
 
     def health(self, now: float) -> ComponentHealth:
         stale_after = self.spec.source.stale_after_secs

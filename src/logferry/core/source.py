@@ -64,6 +64,10 @@ class SourceContext(Protocol):
         """Keep an input the source could not parse, with why, and carry on."""
         ...
 
+    async def dead_letters(self, items: Sequence[tuple[str, bytes]]) -> None:
+        """Several (reason, payload) at once: one transaction and one log line for a batch of rejects."""
+        ...
+
 
 @runtime_checkable
 class Source(Protocol):

@@ -283,11 +283,17 @@ class SQLiteStateStore:
     async def add_dead_letter(
         self, component: str, stage: str, reason: str, payload: bytes, sink: str | None = None
     ) -> None:
+        await self.add_dead_letters(component, stage, [(reason, payload)], sink)
+
+    async def add_dead_letters(
+        self, component: str, stage: str, items: Sequence[tuple[str, bytes]], sink: str | None = None
+    ) -> None:
         def tx(db: sqlite3.Connection) -> None:
-            db.execute(
+            now = time.time()
+            db.executemany(
                 "INSERT INTO dead_letters (component, stage, sink, reason, payload, created_at) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (component, stage, sink, reason, payload, time.time()),
+                [(component, stage, sink, reason, payload, now) for reason, payload in items],
             )
 
         await self._run(tx)

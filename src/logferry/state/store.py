@@ -119,6 +119,12 @@ class StateStore(Protocol):
         self, component: str, stage: str, reason: str, payload: bytes, sink: str | None = None
     ) -> None: ...
 
+    async def add_dead_letters(
+        self, component: str, stage: str, items: Sequence[tuple[str, bytes]], sink: str | None = None
+    ) -> None:
+        """Several (reason, payload) in one transaction."""
+        ...
+
     async def dead_letters(self, limit: int = 100) -> list[DeadLetter]: ...
 
     async def replay_dead_letters(self, ids: Sequence[int] | None = None) -> int:

@@ -53,7 +53,7 @@ class Receiver:
         return self.service.metrics.snapshot().get(key, 0.0)
 
     async def dead_letters(self) -> list[tuple[str, bytes]]:
-        return [(d.reason, d.payload) for d in await self.service.pipeline.store.dead_letters(1000)]
+        return [(d.reason, d.payload) for d in await self.service.pipeline.store.dead_letters(10_000)]
 
 
 @asynccontextmanager

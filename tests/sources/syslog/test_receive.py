@@ -300,3 +300,16 @@ async def test_cisco_secure_email_syslog_push(tmp_path: Path) -> None:
     assert (sender["event"], sender["mail_from"]) == ("mail_from", "alice@example.net")
     assert start["timestamp"].endswith("T17:24:37Z")  # 18:24:37 in Berlin (CET in March)
     assert start["syslog"]["facility_name"] == "local4"
+
+
+async def test_a_flood_of_garbage_is_dead_lettered_in_batches_and_counted(tmp_path: Path) -> None:
+    garbage = b"".join(b"<13>Nov 16 00:25:00 host app: no pairs here %d\n" % i for i in range(2000))
+    async with receiver(tmp_path, format="kv") as rx:
+        await send_tcp(rx.host, rx.port, garbage + b"<13>Nov 16 00:25:00 host app: ok=1\n")
+        [rec] = await rx.wait_records(1)
+        key = 'logferry_dead_letters_total{component="syslog",stage="source"}'
+        await wait_for(lambda: rx.metric(key) == 2000, timeout=20)
+        dead = await rx.dead_letters()
+    assert rec["ok"] == "1"
+    assert len(dead) == 2000
+    assert all(p.startswith(b"<13>Nov 16 00:25:00 host app: no pairs here ") for _, p in dead)

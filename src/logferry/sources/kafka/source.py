@@ -163,6 +163,7 @@ class KafkaSource:
         failures: list[KafkaError] = []
         newest_ms: int | None = None
         filtered = 0
+        rejects: list[tuple[str, bytes]] = []
         for msg in messages:
             err = msg.error()
             if err is not None:
@@ -174,8 +175,7 @@ class KafkaSource:
                 continue
             decoded = s.envelope.decode(msg.value())
             filtered += decoded.filtered
-            for reason, payload in decoded.rejects:
-                await ctx.dead_letter(f"{topic}[{partition}]@{offset}: {reason}", payload)
+            rejects.extend((f"{topic}[{partition}]@{offset}: {reason}", p) for reason, p in decoded.rejects)
             meta = _metadata(msg, topic, partition, offset) if s.include_metadata else None
             kind, ts = msg.timestamp()
             base = f"{topic}|{partition}|{offset:012d}|{ts if kind != 0 and ts >= 0 else '-'}"
@@ -190,6 +190,8 @@ class KafkaSource:
         if offsets:
             for (topic, partition), nxt in offsets.items():
                 self._offsets.setdefault(topic, {})[str(partition)] = nxt
+            # Before the offsets move on: a crash in between replays the batch, never loses a reject.
+            await ctx.dead_letters(rejects)
             await ctx.emit(records, self._cursor(), ids)
             if filtered and self.metrics is not None:
                 # Counted once its batch is stored, as the records it left out are part of that batch.

@@ -159,8 +159,7 @@ class UmbrellaSource:
         log_type = _LOG_TYPE_OF_FOLDER.get(folder_name, folder_name.removesuffix("logs"))
         unknown = 0
         async for batch in read_batches(key, body, log_type, self.cfg.batch_rows, skip_rows):
-            for reason, raw in batch.rejects:
-                await ctx.dead_letter(reason, raw)
+            await ctx.dead_letters(batch.rejects)
             if batch.damaged is not None:
                 await ctx.dead_letter(*_damaged_letter(key, body, batch.damaged, batch.row))
             unknown += batch.unknown_version

@@ -206,8 +206,7 @@ class SyslogSource:
         if records:
             await ctx.wait_capacity()
             await ctx.emit(records, None)
-        for reason, payload in rejects:
-            await ctx.dead_letter(reason, payload)
+        await ctx.dead_letters(rejects)
         for sender, (messages, filtered) in per_sender.items():
             ReceiverMessagesCounted(self.name, self._label(sender), messages, filtered).emit(self._metrics)
         # A success per batch would log several lines a second; health only needs to hear within

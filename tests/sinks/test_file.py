@@ -135,16 +135,26 @@ async def test_new_file_gets_the_configured_mode_whatever_the_umask(
     assert stat.S_IMODE((tmp_path / "out.ndjson").stat().st_mode) == 0o600
 
 
-async def test_half_written_last_line_is_ended_before_appending(
-    tmp_path: Path, make_sink: Callable[..., FileSink]
+@pytest.mark.parametrize(
+    ("before", "kept"),
+    [
+        (b'{"a":1}\n{"trunc', [b'{"a":1}']),  # what a crash mid-write leaves behind
+        (b'{"a":1}\n{"b":' + b"x" * 200_000, [b'{"a":1}']),  # a fragment longer than one read
+        (b'{"trunc', []),  # no complete line at all
+    ],
+    ids=["short_fragment", "long_fragment", "only_a_fragment"],
+)
+async def test_half_written_last_line_is_cut_off_before_appending(
+    tmp_path: Path, make_sink: Callable[..., FileSink], before: bytes, kept: list[bytes]
 ) -> None:
     path = tmp_path / "out.ndjson"
-    path.write_bytes(b'{"a":1}\n{"trunc')  # what a crash mid-write leaves behind
+    path.write_bytes(before)
     sink = make_sink(path)
 
     await sink.send([b'{"a":2}'])
 
-    assert path.read_bytes().splitlines() == [b'{"a":1}', b'{"trunc', b'{"a":2}']
+    # The fragment's request was never acknowledged: the outbox sends it again in full.
+    assert path.read_bytes().splitlines() == [*kept, b'{"a":2}']
 
 
 @pytest.mark.parametrize(

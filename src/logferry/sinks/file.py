@@ -350,12 +350,18 @@ class FileSink:
             st = os.fstat(fd)
             size = st.st_size
             if size > 0 and os.pread(fd, 1, size - 1) != b"\n":
-                # A crash or a failed write left half a line; end it so the next line parses.
-                _write_all(fd, b"\n")
-                size += 1
+                # A crash mid-write left half a line. Its request was never acknowledged, so the outbox
+                # delivers it again in full: cut the fragment off rather than leave a line no NDJSON
+                # reader can parse.
+                end = _after_last_newline(fd, size)
+                os.ftruncate(fd, end)
+                if sync:
+                    os.fsync(fd)
                 log_event(
-                    self._log, logging.WARNING, "file_sink_partial_line_ended", sink=self.name, path=path
-                )
+                    self._log, logging.WARNING, "file_sink_partial_line_removed", sink=self.name, path=path,
+                    bytes=size - end,
+                )  # fmt: skip
+                size = end
         except OSError:
             os.close(fd)
             raise
@@ -450,7 +456,7 @@ class FileSink:
             os.ftruncate(self._fd, start)
             self._size = start
         except OSError:
-            # Unknown tail: drop the fd; reopening ends any half line before the next write.
+            # Unknown tail: drop the fd; reopening cuts off any half line before the next write.
             fd, self._fd = self._fd, None
             with contextlib.suppress(OSError):
                 os.close(fd)
@@ -515,6 +521,18 @@ def _fsync_dir(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _after_last_newline(fd: int, size: int, chunk: int = 65536) -> int:
+    """The offset just after the last ``\n`` in the file's first ``size`` bytes (0 if there is none)."""
+    end = size
+    while end > 0:
+        start = max(0, end - chunk)
+        nl = os.pread(fd, end - start, start).rfind(b"\n")
+        if nl >= 0:
+            return start + nl + 1
+        end = start
+    return 0
 
 
 def _reason(exc: OSError, path: str) -> str:

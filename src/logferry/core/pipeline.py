@@ -45,6 +45,7 @@ __all__ = ["Pipeline", "SinkSpec", "SourceSpec"]
 
 PRUNE_EVERY_SECS = 3600.0
 SOURCE_RESTART_MAX_SECS = 300.0
+SUCCESS_LOG_EVERY_SECS = 60.0
 
 
 @dataclass(frozen=True)
@@ -85,6 +86,7 @@ class _SourceRuntime:
     duplicates: int = 0
     unrouted: int = 0
     _received_at_poll: int = 0
+    _success_logged_at: float = float("-inf")
 
     @property
     def cursor(self) -> JSONValue | None:
@@ -154,10 +156,16 @@ class _SourceRuntime:
 
     def poll_succeeded(self, lag_seconds: float | None = None) -> None:
         self.last_success = now = time.time()
-        self.last_error = None
+        recovered, self.last_error = self.last_error is not None, None
         cursor_at = now - lag_seconds if lag_seconds is not None else None
-        events, self._received_at_poll = self.received - self._received_at_poll, self.received
-        SourcePollSucceeded(self.name, events, cursor_at, now).emit(self.pipeline.metrics)
+        event = SourcePollSucceeded(self.name, self.received - self._received_at_poll, cursor_at, now)
+        # Streaming and push sources succeed every second or so: the metrics take every success, the
+        # log one a minute (with the events since the last line) and the first after a failure.
+        if recovered or now - self._success_logged_at >= SUCCESS_LOG_EVERY_SECS:
+            self._success_logged_at, self._received_at_poll = now, self.received
+            event.emit(self.pipeline.metrics)
+        else:
+            event.record(self.pipeline.metrics)
 
     def poll_failed(self, reason: str, error_type: str = "error") -> None:
         self.last_error = reason

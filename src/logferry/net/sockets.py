@@ -18,24 +18,24 @@ def dual_stack_socket(host: str, port: int) -> socket.socket | None:
     """A bound TCP socket for ``::`` that also takes IPv4; ``None`` for any other host (bind as usual)."""
     if host != "::":
         return None
-    sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
-        sock.bind((host, port))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
+    return _bound(
+        socket.AF_INET6, socket.SOCK_STREAM, host, port, [(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)]
+    )
 
 
 def udp_socket(host: str, port: int, rcvbuf: int) -> socket.socket:
     """A bound UDP socket with ``SO_RCVBUF`` asked for (Linux caps it at net.core.rmem_max)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_DGRAM)
+    return _bound(family, socket.SOCK_DGRAM, host, port, [(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)])
+
+
+def _bound(
+    family: int, kind: int, host: str, port: int, options: list[tuple[int, int, int]]
+) -> socket.socket:
+    sock = socket.socket(family, kind)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        for level, option, value in options:
+            sock.setsockopt(level, option, value)
         if family == socket.AF_INET6 and host == "::":
             sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         sock.bind((host, port))

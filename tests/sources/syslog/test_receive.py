@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 from pathlib import Path
 
@@ -313,3 +314,17 @@ async def test_a_flood_of_garbage_is_dead_lettered_in_batches_and_counted(tmp_pa
     assert rec["ok"] == "1"
     assert len(dead) == 2000
     assert all(p.startswith(b"<13>Nov 16 00:25:00 host app: no pairs here ") for _, p in dead)
+
+
+async def test_every_batch_counts_as_a_success_but_the_log_says_so_once_a_minute(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="logferry.events")
+    async with receiver(tmp_path) as rx:
+        for i in range(3):
+            await send_tcp(rx.host, rx.port, b"<13>batch %d\n" % i)
+            await rx.wait_records(i + 1)
+        polls = rx.metric('logferry_source_polls_total{outcome="ok",source="syslog"}')
+    logged = [r for r in caplog.records if getattr(r, "msg", "") == "source_poll_succeeded"]
+    assert polls >= 3
+    assert len(logged) == 1

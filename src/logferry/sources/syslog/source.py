@@ -20,7 +20,6 @@ import logging
 import os
 import socket
 import ssl
-import time
 from collections import defaultdict
 from datetime import UTC, datetime
 
@@ -57,7 +56,6 @@ DEFAULT_STALE_AFTER_SECS = 3600.0
 # How often drops (and the kernel's UDP drop count) are turned into metrics.
 _REPORT_DROPS_SECS = 1.0
 _HIGH_BYTES = 64 * 1024 * 1024
-_REPORT_EVERY_SECS = 10.0
 
 
 class SyslogSource:
@@ -75,7 +73,6 @@ class SyslogSource:
         self._udp: asyncio.DatagramTransport | None = None
         self._udp_sock: socket.socket | None = None
         self._kernel_drops = 0
-        self._reported_at = -_REPORT_EVERY_SECS
         #: The bound address (the port is known only after binding when the config says 0).
         self.address: tuple[str, int] | None = None
 
@@ -209,12 +206,7 @@ class SyslogSource:
         await ctx.dead_letters(rejects)
         for sender, (messages, filtered) in per_sender.items():
             ReceiverMessagesCounted(self.name, self._label(sender), messages, filtered).emit(self._metrics)
-        # A success per batch would log several lines a second; health only needs to hear within
-        # stale_after_secs.
-        now = time.monotonic()
-        if now - self._reported_at >= _REPORT_EVERY_SECS:
-            self._reported_at = now
-            ctx.poll_succeeded()
+        ctx.poll_succeeded()
 
     def _label(self, sender: str) -> str:
         if sender in self._senders:

@@ -4,13 +4,17 @@ A sink's test module subclasses :class:`SinkConformance` and provides the ``case
 valid sink config entry, with its destination started, and a way to read back what arrived). The
 suite checks what the delivery loop relies on: the config validates and refuses unknown keys, the
 type is in the JSON Schema, limits are sane, ``encode`` gives one newline-free line per record,
-``send`` of packed lines is confirmed and the records arrive, and ``healthcheck`` says ok.
+``send`` of packed lines is confirmed and the records arrive, ``healthcheck`` says ok, and (for
+cases that can take their destination down) a send during an outage asks for a retry and the same
+lines are all delivered once the destination is back.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+import asyncio
+import time
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +35,8 @@ class SinkCase:
     config: dict[str, Any]  # the sink's config entry without `inputs`
     records: list[dict[str, Any]]  # source records to deliver
     arrived: Callable[[], Awaitable[int]]  # how many records the destination holds now
+    outage: Callable[[], Awaitable[None]] | None = None  # take the destination down (stop it, refuse)
+    recover: Callable[[], Awaitable[None]] | None = None  # bring it back; `arrived` counts from before
 
 
 def full_config(case: SinkCase, **sink: Any) -> dict[str, Any]:
@@ -93,3 +99,26 @@ class SinkConformance:
     async def test_healthcheck_says_ok(self, sink: Sink) -> None:
         result = await sink.healthcheck()
         assert result.ok, result.message
+
+    async def test_outage_is_retried_and_recovery_delivers_everything(self, case: SinkCase, sink: Sink) -> None:
+        if case.outage is None or case.recover is None:
+            pytest.skip("this destination cannot be taken down from a test")
+        before = await case.arrived()
+        lines = sink.encode(case.records)
+        requests = list(pack(sink.limits, lines))
+        await case.outage()
+        i, j = requests[0]
+        during = await sink.send(lines[i:j])
+        assert during.action is Action.RETRY, during
+        assert during.reason
+        assert not (await sink.healthcheck()).ok
+        await case.recover()
+        for i, j in requests:
+            # The first sends after recovery may still find the old connection dead; the delivery
+            # loop would retry them, and so does this test, within a bound.
+            deadline = time.monotonic() + 20
+            while (result := await sink.send(lines[i:j])).action is Action.RETRY:
+                assert time.monotonic() < deadline, result.reason
+                await asyncio.sleep(0.05)
+            assert result.action is Action.DELIVERED, result.reason
+        assert await case.arrived() - before == len(case.records)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -60,9 +61,21 @@ class TestSentinelSinkConformance(SinkConformance):
             async with aiohttp.ClientSession() as s, s.get(url, ssl=False) as r:
                 return len(await r.json())
 
+        async def outage(on: bool) -> None:
+            async with aiohttp.ClientSession() as s:
+                method = s.post if on else s.delete
+                async with method(f"{sentinel.url}/sim/outage", json={"seconds": 600}, ssl=False) as r:
+                    assert r.status < 300
+
         config = sentinel_sink_config(entra, sentinel)
         try:
-            yield SinkCase(config, mesh_records(2500), arrived)
+            yield SinkCase(
+                config,
+                mesh_records(2500),
+                arrived,
+                outage=functools.partial(outage, True),
+                recover=functools.partial(outage, False),
+            )
         finally:
             await sentinel.stop()
             await entra.stop()

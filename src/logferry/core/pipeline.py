@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 
 from logferry.core.delivery import DeliveryLoop
 from logferry.core.routing import RecordFilter, WhereValue, compile_where
-from logferry.core.sink import Sink
+from logferry.core.sink import Sink, encoder_for
 from logferry.core.source import EmitResult, Source
 from logferry.core.types import JSONValue, Record
 from logferry.net.retry import Backoff
@@ -252,7 +252,7 @@ class Pipeline:
                 sinks=routes[name],
                 logger=logging.getLogger(f"logferry.source.{name}"),
                 stopping=self.stopping,
-                encoders={s: sinks[s].sink.encode for s in routes[name]},
+                encoders={s: encoder_for(sinks[s].sink, name) for s in routes[name]},
                 filters={s: f for s in routes[name] if (f := compile_where(sinks[s].where)) is not None},
             )
             for name, spec in sources.items()

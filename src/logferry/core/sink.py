@@ -8,13 +8,14 @@ shared batcher under the limits it declares. It never counts bytes itself.
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from logferry.core.types import Record
 
-__all__ = ["Action", "BatchLimits", "CheckResult", "Resolution", "Sink"]
+__all__ = ["Action", "BatchLimits", "CheckResult", "Resolution", "Sink", "SourceAwareSink", "encoder_for"]
 
 
 @dataclass(frozen=True)
@@ -96,3 +97,17 @@ class Sink(Protocol):
     async def healthcheck(self) -> CheckResult: ...
 
     async def close(self) -> None: ...
+
+
+@runtime_checkable
+class SourceAwareSink(Protocol):
+    """A sink whose output depends on which source a record came from (a Kafka partition key by source)."""
+
+    def encode_from(self, source: str, records: Sequence[Record]) -> list[bytes]: ...
+
+
+def encoder_for(sink: Sink, source: str) -> Callable[[Sequence[Record]], list[bytes]]:
+    """The encoder the pipeline calls at commit time for records of ``source`` bound for ``sink``."""
+    if isinstance(sink, SourceAwareSink):
+        return functools.partial(sink.encode_from, source)
+    return sink.encode

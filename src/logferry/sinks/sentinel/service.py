@@ -10,14 +10,11 @@ https://learn.microsoft.com/azure/azure-monitor/logs/logs-ingestion-api-overview
 from __future__ import annotations
 
 import logging
-import time
 import uuid
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import Any
 
 import aiohttp
-import orjson
 
 from logferry.auth.entra import EntraTokenProvider
 from logferry.config.entra import entra_provider
@@ -25,84 +22,23 @@ from logferry.core.errors import AuthError, ConfigError
 from logferry.core.sink import Action, BatchLimits, CheckResult, Resolution
 from logferry.core.types import Record
 from logferry.net.http import is_loopback
-from logferry.net.retry import parse_retry_after
-from logferry.observe.events import HttpResponseReceived
 from logferry.observe.metrics import Metrics
-from logferry.observe.redact import redact
+from logferry.sinks.http_post import ApiResponse, Poster, classify, clip, default_error_text, request_failed
 from logferry.sinks.sentinel.config import SentinelConfig
 from logferry.sinks.sentinel.encoder import BodyEncoder, RecordEncoder
 
-__all__ = ["MAX_REASON_CHARS", "ApiResponse", "SentinelSink", "classify"]
+__all__ = ["REASON_401", "REASON_403", "REASON_404", "SentinelSink", "resolve"]
 
-#: Reasons go into logs and dead letters; a vendor body must not flood either.
-MAX_REASON_CHARS = 300
-
-RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
 REASON_401 = "token refused: check tenant, client and that token_scope matches the cloud"
 REASON_403 = "forbidden: grant the app the Monitoring Metrics Publisher role on the DCR"
 REASON_404 = "not found: check the endpoint URL, DCR immutable id and stream name"
+#: A refused token, a missing role or a wrong URL is fixed by the user; the data waits for the fix.
+HINTS = {401: REASON_401, 403: REASON_403, 404: REASON_404}
 
 
-@dataclass(frozen=True)
-class ApiResponse:
-    """The parts of an HTTP answer that decide what happens to a batch."""
-
-    status: int
-    headers: Mapping[str, str]
-    body: bytes
-
-
-def _clip(text: str) -> str:
-    text = redact(" ".join(text.split()))
-    return text if len(text) <= MAX_REASON_CHARS else text[: MAX_REASON_CHARS - 3] + "..."
-
-
-def _error_text(resp: ApiResponse) -> str:
-    """``code: message`` from the API's ``{"error": {...}}`` body, else the body's start."""
-    code = resp.headers.get("x-ms-error-code", "")
-    message = ""
-    try:
-        err = orjson.loads(resp.body).get("error")
-        if isinstance(err, dict):
-            code = str(err.get("code") or code)
-            message = str(err.get("message") or "")
-    except (orjson.JSONDecodeError, AttributeError):
-        message = resp.body[:MAX_REASON_CHARS].decode("utf-8", "replace")
-    return _clip(f"HTTP {resp.status} {code}: {message}" if code else f"HTTP {resp.status}: {message}")
-
-
-def _retry_after(headers: Mapping[str, str]) -> float | None:
-    # Azure services may send milliseconds in their own headers; azure-core prefers those.
-    for name in ("retry-after-ms", "x-ms-retry-after-ms"):
-        ms = parse_retry_after(headers.get(name))
-        if ms is not None:
-            return ms / 1000.0
-    return parse_retry_after(headers.get("Retry-After"))
-
-
-def classify(resp: ApiResponse, lines: int) -> Resolution:
-    """What to do with a batch of ``lines`` given the API's answer (after any 401 refresh)."""
-    status = resp.status
-    if status == 204:
-        return Resolution.delivered(status)
-    if status in (400, 413):
-        # One bad record (a wrong-typed column) fails the whole call, and 413 means the body was too
-        # big: halving isolates the record or fits the limit. A single line cannot be split further.
-        if lines > 1:
-            return Resolution.split(_error_text(resp), status)
-        return Resolution.reject(_error_text(resp), status)
-    if status == 401:
-        return Resolution.retry(REASON_401, status=status)
-    if status == 403:
-        return Resolution.retry(REASON_403, status=status)
-    if status == 404:
-        return Resolution.retry(REASON_404, status=status)
-    if status in RETRYABLE or status >= 500:
-        return Resolution.retry(_error_text(resp), after=_retry_after(resp.headers), status=status)
-    if 400 <= status < 500:
-        return Resolution.reject(_error_text(resp), status)
-    # 2xx other than 204, 1xx or 3xx: not the API answering (a proxy, a redirect). Keep the data.
-    return Resolution.retry(f"unexpected HTTP {status}; the Logs Ingestion API answers 204", status=status)
+def resolve(resp: ApiResponse, lines: int) -> Resolution:
+    """What to do with a batch of ``lines`` given the API's answer (after any 401 refresh); it answers 204."""
+    return classify(resp, lines, ok=(204,), hints=HINTS)
 
 
 class SentinelSink:
@@ -125,14 +61,13 @@ class SentinelSink:
         self.name = name
         self.config = config
         self.limits = BatchLimits(max_bytes=config.batch.max_bytes, max_events=config.batch.max_events)
-        self._session = session
         self._log = logger or logging.getLogger(f"logferry.sink.{name}")
         self._records = RecordEncoder(config.table, config.include_event_id)
         level = config.gzip_level if config.compression == "gzip" else None
         self._bodies = BodyEncoder(self.limits.frame, level)
-        self._url = config.ingest_url
-        self._timeout = aiohttp.ClientTimeout(total=config.timeout_secs)
-        self._metrics = metrics
+        self._poster = Poster(
+            name, session, config.ingest_url, timeout_secs=config.timeout_secs, metrics=metrics
+        )
         self._tokens: EntraTokenProvider | None = None
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
@@ -153,10 +88,10 @@ class SentinelSink:
         try:
             resp = await self._post(body)
         except AuthError as exc:
-            return Resolution.retry(_clip(str(exc)))
+            return Resolution.retry(clip(str(exc)))
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return Resolution.retry(_clip(f"request failed: {type(exc).__name__}: {exc}"))
-        resolution = classify(resp, len(lines))
+            return request_failed(exc)
+        resolution = resolve(resp, len(lines))
         if resolution.action is not Action.DELIVERED:
             self._log.debug(
                 "sink %s: %d line(s) -> %s: %s",
@@ -173,10 +108,10 @@ class SentinelSink:
         try:
             resp = await self._post(body)
         except AuthError as exc:
-            return CheckResult(False, _clip(f"cannot get a token: {exc}"))
+            return CheckResult(False, clip(f"cannot get a token: {exc}"))
         except (aiohttp.ClientError, TimeoutError) as exc:
             where = self.config.endpoint
-            return CheckResult(False, _clip(f"cannot reach {where}: {type(exc).__name__}: {exc}"))
+            return CheckResult(False, clip(f"cannot reach {where}: {type(exc).__name__}: {exc}"))
         if resp.status == 204:
             return CheckResult(True, f"stream {self.config.stream} accepts requests")
         if resp.status == 401:
@@ -186,7 +121,7 @@ class SentinelSink:
             return CheckResult(False, f"{REASON_403} {self.config.dcr_immutable_id}")
         if resp.status == 404:
             return CheckResult(False, f"{REASON_404} ({self.config.stream})")
-        return CheckResult(False, _error_text(resp))
+        return CheckResult(False, default_error_text(resp))
 
     # --- plumbing ------------------------------------------------------------------------------
 
@@ -215,14 +150,4 @@ class SentinelSink:
         }
         if self._bodies.content_encoding is not None:
             headers["Content-Encoding"] = self._bodies.content_encoding
-        t0 = time.monotonic()
-        status: int | None = None
-        try:
-            async with self._session.post(
-                self._url, data=body, headers=headers, timeout=self._timeout, allow_redirects=False
-            ) as r:
-                status = r.status
-                return ApiResponse(r.status, r.headers, await r.read())
-        finally:
-            if self._metrics is not None:
-                HttpResponseReceived(self.name, status, time.monotonic() - t0).emit(self._metrics)
+        return await self._poster.post(body, headers)

@@ -23,13 +23,13 @@ from logferry.config.loader import parse_config
 from logferry.core.errors import ConfigError
 from logferry.core.pipeline import Pipeline, SinkSpec, SourceSpec
 from logferry.core.routing import compile_where
-from logferry.core.sink import CheckResult
+from logferry.core.sink import CheckResult, SourceAwareSink
 from logferry.core.source import SourceContext
 from logferry.core.types import Record
 from logferry.observe.metrics import Metrics
 from logferry.sim.entra import EntraSim
 from logferry.sim.sentinel import SentinelSim
-from logferry.sinks.file import FileConfig
+from logferry.sinks.file import FileConfig, FileSink
 from logferry.sources.syslog.source import SyslogSource
 from logferry.state.sqlite import SQLiteStateStore
 from tests.conftest import read_ndjson, running, sentinel_sink_config, wait_for
@@ -403,3 +403,35 @@ async def test_two_sentinel_tables_from_one_source_each_get_only_their_category(
     assert {r["category_s"] for r in mimecast} == {"MimecastAudit"}
     assert sentinel.generated() == 5
     assert [r["category"] for r in read_ndjson(archive)].count("SomethingElse") == 1
+
+
+class SourceTaggingSink(FileSink):
+    """A file sink whose lines say which source each record came from, as a Kafka key by source would."""
+
+    def encode_from(self, source: str, records: Sequence[Record]) -> list[bytes]:
+        return self.encode([{**r, "via": source} for r in records])
+
+
+async def test_a_source_aware_sink_encodes_each_record_with_its_own_source_name(tmp_path: Path) -> None:
+    out = tmp_path / "tagged.ndjson"
+    store = SQLiteStateStore(tmp_path / "state.db")
+    await store.open()
+    cfg = FileConfig.model_validate(
+        {"type": "file", "inputs": ["a", "b"], "path": str(out), "fsync": "never"}
+    )
+    sink = SourceTaggingSink("tagged", cfg)
+    assert isinstance(sink, SourceAwareSink)
+    a, b = BatchSource([[rec(1, "x")]]), BatchSource([[rec(2, "y"), rec(3, "y")]])
+    specs = {"tagged": SinkSpec(sink, cfg.inputs, cfg.outbox_max_bytes, 1.0, cfg.where)}
+    pipe = Pipeline(store, {"a": SourceSpec(a, 3600.0), "b": SourceSpec(b, 3600.0)}, specs, Metrics())
+    await pipe.start()
+    try:
+        await wait_for(lambda: out.exists() and len(read_ndjson(out)) == 3)
+    finally:
+        await pipe.stop(grace_secs=5.0)
+        await store.close()
+    assert sorted((r["id"], r["via"]) for r in read_ndjson(out)) == [
+        ("r0001", "a"),
+        ("r0002", "b"),
+        ("r0003", "b"),
+    ]

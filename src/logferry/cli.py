@@ -1,4 +1,4 @@
-"""The ``logferry`` command line: run, validate, check, demo, sim, state, dead-letters, schema.
+"""The ``logferry`` command line: run, validate, check, demo, sim, state, dead-letters, schema, azure.
 
 Errors the user can fix are printed as one line each and exit 2; tracebacks are for bugs.
 """
@@ -16,6 +16,7 @@ from typing import Annotated, Any, TypeVar
 import orjson
 import typer
 
+from logferry.azure.cli import app as azure_app
 from logferry.config.loader import DEFAULT_STATE_PATH, Config, config_schema, load_config
 from logferry.connectors import load_builtin
 from logferry.core.errors import ConfigError, LogferryError
@@ -40,6 +41,7 @@ app.add_typer(state_app, name="state")
 app.add_typer(dead_app, name="dead-letters")
 o365_app = typer.Typer(help="Office 365 Management Activity API onboarding.", no_args_is_help=True)
 app.add_typer(o365_app, name="o365")
+app.add_typer(azure_app, name="azure")
 
 ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="Path to logferry.yaml.")]
 OptionalConfigOpt = Annotated[Path | None, typer.Option("--config", "-c", help="Path to logferry.yaml.")]

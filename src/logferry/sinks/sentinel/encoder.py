@@ -20,7 +20,7 @@ from isal import isal_zlib
 from logferry.core.types import Record
 from logferry.schemas import TableDefinition, compile_mapping, load_table
 
-__all__ = ["OFFLOAD_MIN_BYTES", "BodyEncoder", "RecordEncoder"]
+__all__ = ["OFFLOAD_MIN_BYTES", "BodyEncoder", "RecordEncoder", "select_columns"]
 
 #: Bodies at least this large are compressed in a worker thread: ISA-L releases the GIL, so a 1 MB
 #: request does not stall the event loop, and the thread hop (~50 µs) is noise.
@@ -47,7 +47,7 @@ class RecordEncoder:
     def __init__(self, table: str | None = None, include_event_id: bool = False) -> None:
         self._map: Callable[[Sequence[Record]], list[Record]] | None = None
         if table is not None:
-            self._map = compile_mapping(_select_columns(load_table(table), include_event_id), True)
+            self._map = compile_mapping(select_columns(load_table(table), include_event_id), True)
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
         rows = self._map(records) if self._map is not None else records
@@ -55,7 +55,7 @@ class RecordEncoder:
         return [dumps(row, default=_fallback) for row in rows]
 
 
-def _select_columns(table: TableDefinition, include_event_id: bool) -> TableDefinition:
+def select_columns(table: TableDefinition, include_event_id: bool) -> TableDefinition:
     """The definition with optional columns dropped, except ``EventId`` when asked for."""
     keep = tuple(c for c in table.columns if not c.optional or (include_event_id and c.name == "EventId"))
     return dataclasses.replace(table, columns=keep)

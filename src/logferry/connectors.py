@@ -25,6 +25,7 @@ BUILTIN_MODULES = (
     "logferry.sinks.sentinel",
     "logferry.sinks.file",
     "logferry.sinks.stdout",
+    "logferry.sinks.log_analytics",
 )
 
 

@@ -149,6 +149,12 @@ class Metrics:
         self.sink_request_bytes = Counter(
             "logferry_sink_request_bytes_total", "Request body bytes sent to a sink.", ["sink"], registry=r
         )
+        self.sink_fields_oversized = Counter(
+            "logferry_sink_fields_oversized_total",
+            "Field values larger than the destination keeps; it truncates them.",
+            ["sink"],
+            registry=r,
+        )
         self.outbox_bytes = Gauge(
             "logferry_outbox_bytes", "Bytes waiting in a sink's outbox.", ["sink"], registry=r
         )

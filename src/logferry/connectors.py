@@ -26,6 +26,8 @@ BUILTIN_MODULES = (
     "logferry.sinks.file",
     "logferry.sinks.stdout",
     "logferry.sinks.log_analytics",
+    "logferry.sinks.http",
+    "logferry.sinks.logstash",
 )
 
 

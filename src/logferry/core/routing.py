@@ -23,7 +23,7 @@ from typing import Any
 
 from logferry.core.types import Record
 
-__all__ = ["RecordFilter", "WhereValue", "compile_where", "value_text", "where_problems"]
+__all__ = ["RecordFilter", "WhereValue", "compile_where", "field_getter", "value_text", "where_problems"]
 
 #: One accepted value as the user writes it: a JSON string, integer or boolean.
 WhereValue = str | int | bool
@@ -69,7 +69,7 @@ def where_problems(where: Mapping[Any, Any]) -> list[str]:
     return problems
 
 
-def _getter(key: str) -> Callable[[Record], Any]:
+def field_getter(key: str) -> Callable[[Record], Any]:
     if "." not in key:
         return lambda rec: rec.get(key)
     path = key.split(".")
@@ -95,7 +95,7 @@ def compile_where(where: Mapping[str, Sequence[WhereValue]] | None) -> RecordFil
     tests: list[tuple[Callable[[Record], Any], frozenset[str]]] = []
     for key, values in where.items():
         accepted = frozenset(t for t in map(value_text, values) if t is not None)
-        tests.append((_getter(key), accepted))
+        tests.append((field_getter(key), accepted))
 
     if len(tests) == 1:
         ((get, accepted),) = tests

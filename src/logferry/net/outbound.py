@@ -8,6 +8,7 @@ failure becomes :class:`ConnectFailed` whose text says what to check ("certifica
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
 import ssl
 
@@ -56,7 +57,8 @@ async def open_stream(
         reason = exc.reason or str(exc)
         raise ConnectFailed(f"cannot connect to {where}: TLS handshake failed ({reason})") from None
     except OSError as exc:
-        why = exc.strerror or str(exc) or type(exc).__name__
+        # asyncio's own text for a refused connect is "Connect call failed (addr)"; the errno says why.
+        why = os.strerror(exc.errno) if exc.errno else str(exc) or type(exc).__name__
         raise ConnectFailed(f"cannot connect to {where}: {why}") from None
     sock = writer.get_extra_info("socket")
     if sock is not None and sock.family in (socket.AF_INET, socket.AF_INET6):

@@ -28,6 +28,7 @@ BUILTIN_MODULES = (
     "logferry.sinks.log_analytics",
     "logferry.sinks.http",
     "logferry.sinks.logstash",
+    "logferry.sinks.syslog",
 )
 
 

@@ -32,6 +32,8 @@ _EXT_ESCAPED = re.compile(r"\\([\\=nr])")
 _EXT_TO_ESCAPE = re.compile(r"[\\=\n\r]")
 _EXT_ESCAPE = {"\\": "\\\\", "=": "\\=", "\n": "\\n", "\r": "\\r"}
 _KEY = re.compile(KEY_PATTERN)
+_HEADER_BREAK = re.compile(r"\r\n?|\n")
+_HEADER_SPECIAL = re.compile(r"[\\|\r\n]")
 
 
 def _unescape_ext(value: str) -> str:
@@ -87,7 +89,10 @@ def _split_escaped_header(text: str) -> tuple[list[str], int]:
 
 
 def _escape_header(value: str) -> str:
-    return value.replace("\\", "\\\\").replace("|", "\\|")
+    if _HEADER_SPECIAL.search(value) is None:  # the common case: nothing to escape
+        return value
+    # CEF allows line breaks only in extension values; a header keeps its line unbroken with a space.
+    return _HEADER_BREAK.sub(" ", value.replace("\\", "\\\\").replace("|", "\\|"))
 
 
 def _escape_ext(value: str) -> str:
@@ -98,7 +103,8 @@ def encode_cef(record: Mapping[str, JSONValue]) -> str:
     """The inverse of :func:`parse_cef` for records of its shape (values are written with ``str``).
 
     CEF cannot carry trailing spaces in an extension value (the separator absorbs them), so they are
-    dropped; keys that are not ``[A-Za-z0-9_.-]+`` raise ValueError, as no reader could split them.
+    dropped, nor a line break in a header field, which becomes a space; keys that are not
+    ``[A-Za-z0-9_.-]+`` raise ValueError, as no reader could split them.
     """
     head = "|".join(_escape_header(str(record.get(name, ""))) for name in HEADER_FIELDS)
     pairs = []

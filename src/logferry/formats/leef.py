@@ -18,10 +18,11 @@ from collections.abc import Mapping
 from logferry.core.types import JSONValue, Record
 from logferry.formats import ParseError
 
-__all__ = ["encode_leef", "parse_leef"]
+__all__ = ["encode_leef", "leef_text", "parse_leef"]
 
 _HEX_DELIMITER = re.compile(r"0?[xX]([0-9A-Fa-f]{1,4})")
 _TAB = "\t"
+_LINE_BREAK = re.compile(r"\r\n?|\n")
 
 
 def parse_leef(text: str) -> Record:
@@ -87,11 +88,17 @@ def _delimiter_field(delimiter: str) -> str:
     return delimiter if delimiter.isprintable() and delimiter != " " else f"x{ord(delimiter):02X}"
 
 
+def leef_text(value: str, delimiter: str) -> str:
+    """``value`` as LEEF can carry it: line breaks and ``delimiter`` (the attribute delimiter, or ``|`` for
+    a header field) become spaces, since LEEF defines no escapes and the line must stay one record."""
+    return _LINE_BREAK.sub(" ", value).replace(delimiter, " ")
+
+
 def encode_leef(record: Mapping[str, JSONValue]) -> str:
     """The inverse of :func:`parse_leef` for records of its shape (values are written with ``str``).
 
     LEEF has no escapes: a ``|`` in a header field, or the delimiter in a key or value, cannot be
-    written and raises ValueError, as does ``=`` in a key.
+    written and raises ValueError, as does ``=`` in a key; :func:`leef_text` makes any text writable.
     """
     version = str(record.get("leef_version", "2.0"))
     v2 = version.startswith("2")

@@ -11,14 +11,13 @@ so nothing is lost for types the connector's tables do not cover.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
+from logferry.core.fieldmap import Mapper, compile_mapping
 from logferry.core.types import Record
 
-__all__ = ["MAPPINGS", "Mapper", "compile_mapping", "mapper_for"]
-
-Mapper = Callable[[dict[str, Any]], Record]
+__all__ = ["MAPPINGS", "Mapper", "mapper_for"]
 
 _HEADER = (
     ("signatureId", "metadata.eventType"),
@@ -66,34 +65,6 @@ MAPPINGS: dict[str, tuple[tuple[str, str], ...]] = {
     "AuthActivityAuditEvent": _AUDIT,
     "UserActivityAuditEvent": _AUDIT,
 }
-
-
-def compile_mapping(table: tuple[tuple[str, str], ...]) -> Mapper:
-    """One table as a function: each envelope part a path starts in is looked up once per record."""
-    entries: list[tuple[str, str | None, tuple[str, ...], str]] = []
-    for key, source in table:
-        if len(source) >= 2 and source[0] == source[-1] == "'":
-            entries.append((key, None, (), source[1:-1]))
-        else:
-            top, *rest = source.split(".")
-            entries.append((key, top, tuple(rest), ""))
-    tops = sorted({top for _, top, _, _ in entries if top is not None})
-
-    def apply(doc: dict[str, Any]) -> Record:
-        parts = {top: doc.get(top) for top in tops}
-        out: dict[str, Any] = {}
-        for key, top, rest, literal in entries:
-            if top is None:
-                out[key] = literal
-                continue
-            node = parts[top]
-            for step in rest:
-                node = node.get(step) if isinstance(node, dict) else None
-            if node is not None:
-                out[key] = node
-        return out
-
-    return apply
 
 
 def _passthrough(doc: dict[str, Any]) -> Record:

@@ -11,13 +11,14 @@ one bad record may have caused) until the bad record stands alone and is dead-le
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from logferry.core.batcher import pack, request_size
-from logferry.core.sink import Action, Sink
+from logferry.core.sink import Action, Resolution, Sink
 from logferry.net.retry import Backoff
 from logferry.observe.events import (
     EventsDeadLettered,
@@ -26,6 +27,7 @@ from logferry.observe.events import (
     SinkRetryScheduled,
 )
 from logferry.observe.metrics import Metrics, status_class
+from logferry.observe.redact import redact
 from logferry.state.store import StateStore
 
 __all__ = ["DeliveryLoop", "SinkHealth"]
@@ -36,6 +38,8 @@ READ_MAX_BYTES = 16 * 1024 * 1024
 IDLE_POLL_SECS = 1.0
 #: A sink turns unhealthy after failing this long without one success.
 UNHEALTHY_AFTER_SECS = 30.0
+
+_log = logging.getLogger("logferry.delivery")
 
 
 @dataclass
@@ -116,19 +120,21 @@ class DeliveryLoop:
                     (f"record of {size} bytes exceeds the sink's max_bytes {limits.max_bytes}", chunk[0])
                 )
                 continue
-            res = await self.sink.send(chunk)
+            res = await self._send(chunk)
             self.health.requests += 1
             SinkRequestSent(self.name, res.status, size).emit(self.metrics)
             if res.action is Action.DELIVERED:
-                backoff.reset()
-                self.health.last_success = time.time()
-                self.health.failing_since = None
-                self.health.delivered += len(chunk)
-                SinkEventsDelivered(self.name, len(chunk)).emit(self.metrics)
+                self._delivered(len(chunk), backoff)
             elif res.action is Action.SPLIT and len(chunk) > 1:
                 mid = len(chunk) // 2
                 todo.appendleft(chunk[mid:])
                 todo.appendleft(chunk[:mid])
+            elif res.action is Action.REJECT and res.index is not None and 0 <= res.index < len(chunk):
+                if res.index:
+                    self._delivered(res.index, backoff)
+                rejected.append((res.reason, chunk[res.index]))
+                if res.index + 1 < len(chunk):
+                    todo.appendleft(chunk[res.index + 1 :])
             elif res.action in (Action.SPLIT, Action.REJECT):
                 rejected.extend((res.reason, line) for line in chunk)
             else:
@@ -136,7 +142,9 @@ class DeliveryLoop:
                 self.health.last_error = res.reason
                 if self.health.failing_since is None:
                     self.health.failing_since = time.time()
-                delay = backoff.next_delay(res.after)
+                # A Retry-After of hours (or "inf") would stall the sink beyond what the user allowed.
+                after = None if res.after is None else min(res.after, self.max_backoff_secs)
+                delay = backoff.next_delay(after)
                 SinkRetryScheduled(
                     self.name, status_class(res.status), round(delay, 2), backoff.attempt, res.reason
                 ).emit(self.metrics)
@@ -147,6 +155,25 @@ class DeliveryLoop:
             self.health.dead_lettered += len(rejected)
             EventsDeadLettered(self.name, "deliver", len(rejected), rejected[0][0]).emit(self.metrics)
         return rejected
+
+    async def _send(self, chunk: list[bytes]) -> Resolution:
+        try:
+            return await self.sink.send(chunk)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # A sink must answer with a Resolution; one that raises has a bug or met an input it did not
+            # expect. Ending this task would stop the sink for good while the outbox fills: retry instead,
+            # so a fix (or the destination changing back) resumes delivery.
+            _log.exception("sink %s: send raised instead of answering; retrying", self.name)
+            return Resolution.retry(redact(f"sink error: {type(exc).__name__}: {exc}"))
+
+    def _delivered(self, n: int, backoff: Backoff) -> None:
+        backoff.reset()
+        self.health.last_success = time.time()
+        self.health.failing_since = None
+        self.health.delivered += n
+        SinkEventsDelivered(self.name, n).emit(self.metrics)
 
     async def _wait(self, seconds: float, event: asyncio.Event | None = None) -> bool:
         """Sleep ``seconds`` (or until ``event``); ``False`` when the loop is stopping."""

@@ -48,13 +48,16 @@ class Resolution:
 
     ``retry`` waits (``after`` = the destination's Retry-After) and sends the same lines again;
     ``split`` halves the request (413, or a 400 that may come from one bad record);
-    ``reject`` sends a single line to the dead-letter store with ``reason``.
+    ``reject`` sends the request's lines to the dead-letter store with ``reason`` (a single line,
+    or, with ``index``, only line ``index``: the destination took the lines before it and did not
+    look at those after it, which are sent again).
     """
 
     action: Action
     reason: str = ""
     after: float | None = None
     status: int | None = None
+    index: int | None = None
 
     @classmethod
     def delivered(cls, status: int | None = None) -> Resolution:
@@ -71,6 +74,15 @@ class Resolution:
     @classmethod
     def reject(cls, reason: str, status: int | None = None) -> Resolution:
         return cls(Action.REJECT, reason, status=status)
+
+    @classmethod
+    def reject_one(cls, index: int, reason: str, status: int | None = None) -> Resolution:
+        """Lines before ``index`` were delivered, line ``index`` is refused, the rest must be resent.
+
+        For destinations that stop at the first bad record of a request and keep those before it
+        (Splunk HEC's ``invalid-event-number``): halving would deliver the good ones again.
+        """
+        return cls(Action.REJECT, reason, status=status, index=index)
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,9 @@ class Backoff:
     attempt: int = 0
 
     def next_delay(self, retry_after: float | None = None) -> float:
-        cap = min(self.max_secs, self.initial_secs * (2**self.attempt))
+        # The exponent stops growing once the cap is reached: 2**1024 would overflow a float after
+        # a long outage (about two days of retries at a 300 s cap).
+        cap = min(self.max_secs, self.initial_secs * (2 ** min(self.attempt, 64)))
         self.attempt += 1
         delay = self.rng.uniform(0, cap)
         if retry_after is not None:

@@ -3,7 +3,7 @@
 A sink sends exactly one request per ``send`` and turns the answer into a ``Resolution`` with
 :func:`classify`; ``core.delivery`` owns waiting and re-sending. The rules are the same for every
 HTTP destination (Logs Ingestion, the Data Collector API, Splunk HEC, a generic collector):
-400/413 may come from one bad record or an oversized body, so the request is halved until one
+400/413/422 may come from one bad record or an oversized body, so the request is halved until one
 line is left; a configuration problem (a refused token, a wrong URL) keeps the data and retries
 with a hint, because dropping data on a typo would turn a fixable outage into a loss.
 """
@@ -25,8 +25,10 @@ from logferry.observe.metrics import Metrics
 from logferry.observe.redact import redact
 
 __all__ = [
+    "CONFIG_HINTS",
     "MAX_REASON_CHARS",
     "RETRYABLE",
+    "SPLITTABLE",
     "ApiResponse",
     "Poster",
     "classify",
@@ -40,6 +42,20 @@ __all__ = [
 MAX_REASON_CHARS = 300
 
 RETRYABLE = frozenset({408, 429, 500, 502, 503, 504})
+#: A request refused for its content: one bad record may be the cause, so halving isolates it.
+SPLITTABLE = frozenset({400, 413, 422})
+#: A request refused for a reason the user fixes (credentials, URL, proxy, content type): dead-lettering
+#: would empty a healthy stream into dead letters, so the data waits, with advice. Sinks add their own.
+CONFIG_HINTS = {
+    401: "credentials refused: check auth",
+    403: "forbidden: check the credentials and their permissions",
+    404: "not found: check the URL",
+    405: "method not allowed: check the URL",
+    407: "a proxy between logferry and the destination asks for authentication",
+    410: "the endpoint is gone: check the URL",
+    415: "content type or encoding refused: check format and compression",
+    426: "upgrade required: check the URL's scheme and TLS",
+}
 
 
 @dataclass(frozen=True)
@@ -94,15 +110,17 @@ def classify(
     """What to do with a request of ``lines`` lines given the destination's answer.
 
     ``ok`` are the statuses that confirm delivery; ``hints`` maps statuses that mean a
-    configuration problem to the advice shown while the data waits for the fix.
+    configuration problem to the advice shown while the data waits for the fix (a sink's own
+    advice replaces the generic one of :data:`CONFIG_HINTS`, which quotes the answer).
     """
     status = resp.status
     if status in ok:
         return Resolution.delivered(status)
-    hint = (hints or {}).get(status)
-    if hint is not None:
-        return Resolution.retry(hint, status=status)
-    if status in (400, 413):
+    if hints and status in hints:
+        return Resolution.retry(hints[status], status=status)
+    if status in CONFIG_HINTS:
+        return Resolution.retry(clip(f"{CONFIG_HINTS[status]} ({error_text(resp)})"), status=status)
+    if status in SPLITTABLE:
         if lines > 1:
             return Resolution.split(error_text(resp), status)
         return Resolution.reject(error_text(resp), status)

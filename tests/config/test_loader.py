@@ -134,6 +134,14 @@ def test_load_config_of_a_missing_file_is_one_line(tmp_path: Path) -> None:
     assert "cannot read the config file" in exc.value.problems[0]
 
 
+def test_load_config_of_a_file_that_is_not_utf8_names_the_byte(tmp_path: Path) -> None:
+    p = tmp_path / "latin1.yaml"
+    p.write_bytes("sources: {}\n# caf\u00e9\n".encode("latin-1"))
+    with pytest.raises(ConfigError) as exc:
+        load_config(p)
+    assert exc.value.problems == [f"{p}: the config file is not UTF-8 (byte 17); save it as UTF-8"]
+
+
 def test_schema_lists_every_registered_type_and_refuses_unknown_keys() -> None:
     schema = config_schema()
     text = yaml.safe_dump(schema)

@@ -240,6 +240,10 @@ def load_config(path: str | Path, remote_secrets: bool = True) -> Config:
         text = p.read_text("utf-8")
     except OSError as exc:
         raise ConfigError([f"{p}: cannot read the config file: {exc.strerror}"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            [f"{p}: the config file is not UTF-8 (byte {exc.start}); save it as UTF-8"]
+        ) from exc
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

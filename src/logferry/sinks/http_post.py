@@ -138,7 +138,7 @@ def request_failed(exc: BaseException) -> Resolution:
 
 
 class Poster:
-    """Sends bodies to one URL (POST unless ``method`` says otherwise); records status and latency."""
+    """POSTs bodies to one URL on a shared session and records each answer's status and latency."""
 
     def __init__(
         self,
@@ -148,22 +148,19 @@ class Poster:
         *,
         timeout_secs: float,
         metrics: Metrics | None = None,
-        method: str = "POST",
     ) -> None:
         self.name = name
         self.url = url
-        self.method = method
         self._session = session
         self._timeout = aiohttp.ClientTimeout(total=timeout_secs)
         self._metrics = metrics
 
     async def post(self, body: bytes, headers: Mapping[str, Any], url: str | None = None) -> ApiResponse:
-        """One request to ``url`` (default: this poster's URL); raises aiohttp.ClientError / TimeoutError."""
+        """One POST to ``url`` (default: this poster's URL); raises aiohttp.ClientError / TimeoutError."""
         t0 = time.monotonic()
         status: int | None = None
         try:
-            async with self._session.request(
-                self.method,
+            async with self._session.post(
                 url or self.url,
                 data=body,
                 headers=headers,

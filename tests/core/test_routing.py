@@ -32,6 +32,7 @@ from logferry.sim.sentinel import SentinelSim
 from logferry.sinks.file import FileConfig, FileSink
 from logferry.sources.syslog.source import SyslogSource
 from logferry.state.sqlite import SQLiteStateStore
+from logferry.state.store import OutboxEntry
 from tests.conftest import read_ndjson, running, sentinel_sink_config, wait_for
 
 SOURCE = "entra"
@@ -435,3 +436,36 @@ async def test_a_source_aware_sink_encodes_each_record_with_its_own_source_name(
         ("r0002", "b"),
         ("r0003", "b"),
     ]
+
+
+class FlakyOutboxStore(SQLiteStateStore):
+    """The real store, except that the first outbox read fails as a full disk would."""
+
+    failed = False
+
+    async def outbox_read(
+        self, sink: str, max_entries: int, max_bytes: int, after_id: int = 0
+    ) -> list[OutboxEntry]:
+        if not self.failed:
+            self.failed = True
+            raise OSError(28, "No space left on device")
+        return await super().outbox_read(sink, max_entries, max_bytes, after_id)
+
+
+async def test_a_delivery_loop_that_crashes_is_restarted_and_delivers(tmp_path: Path) -> None:
+    out = tmp_path / "out.ndjson"
+    store = FlakyOutboxStore(tmp_path / "state.db")
+    await store.open()
+    cfg = FileConfig.model_validate({"type": "file", "inputs": [SOURCE], "path": str(out), "fsync": "never"})
+    sink = cfg.build("out", BuildContext(data_dir=tmp_path, metrics=Metrics()))
+    specs = {"out": SinkSpec(sink, cfg.inputs, cfg.outbox_max_bytes, 1.0, cfg.where)}
+    pipe = Pipeline(store, {SOURCE: SourceSpec(BatchSource(BATCHES), 3600.0)}, specs, Metrics())
+    await pipe.start()
+    try:
+        await wait_for(lambda: store.failed and out.exists() and len(ids(out)) == 7)
+        health = pipe.loops["out"].health
+        assert health.last_error == "delivery crashed: OSError: [Errno 28] No space left on device"
+        assert health.failing_since is None  # delivered since: green again
+    finally:
+        await pipe.stop(grace_secs=5.0)
+        await store.close()

@@ -279,7 +279,7 @@ class Pipeline:
         for name, rt in self.runtimes.items():
             rt._cursor = await self.store.get_cursor(name)
         self._sink_tasks = [
-            asyncio.create_task(loop.run(), name=f"sink:{n}") for n, loop in self.loops.items()
+            asyncio.create_task(self._supervise_sink(lp), name=f"sink:{n}") for n, lp in self.loops.items()
         ]
         self._source_tasks = [
             asyncio.create_task(self._supervise(rt), name=f"source:{n}") for n, rt in self.runtimes.items()
@@ -304,6 +304,23 @@ class Pipeline:
                 self.logger.exception("source_crashed", extra={"fields": {"source": rt.name}})
                 if not await rt.sleep(backoff.next_delay()):
                     return
+
+    async def _supervise_sink(self, loop: DeliveryLoop) -> None:
+        """Restart a delivery loop that crashed (a store error, a bug): the sink turns red, not dead."""
+        backoff = Backoff(initial_secs=1.0, max_secs=SOURCE_RESTART_MAX_SECS)
+        while not self.stopping.is_set():
+            try:
+                await loop.run()
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                loop.health.last_error = f"delivery crashed: {type(exc).__name__}: {exc}"
+                if loop.health.failing_since is None:
+                    loop.health.failing_since = time.time()
+                self.logger.exception("sink_delivery_crashed", extra={"fields": {"sink": loop.name}})
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self.stopping.wait(), timeout=backoff.next_delay())
 
     async def _prune_seen(self) -> None:
         """Forget seen ids past their TTL, hourly, so the dedupe table stays bounded."""

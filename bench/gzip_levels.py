@@ -34,7 +34,8 @@ from records import RecordFactory
 
 from logferry.core.batcher import pack
 from logferry.core.sink import BatchLimits
-from logferry.sinks.sentinel.encoder import BodyEncoder, RecordEncoder
+from logferry.sinks.bodies import BodyEncoder
+from logferry.sinks.sentinel.encoder import RecordEncoder
 
 GZIP_WBITS = 16 + zlib.MAX_WBITS
 PASSES = 5

@@ -23,7 +23,7 @@ from baseline import map_record
 from records import RecordFactory
 
 from logferry.schemas import compile_mapping, load_table
-from logferry.sinks.sentinel.encoder import _select_columns
+from logferry.sinks.sentinel.encoder import select_columns
 
 TABLE = "meshStackEventLogs_CL"
 PASSES = 7
@@ -53,7 +53,7 @@ def main() -> int:
     p.add_argument("--json", action="store_true", help="print the results as JSON on the last stdout line")
     args = p.parse_args()
     # The columns the sink maps by default (include_event_id false), as RecordEncoder selects them.
-    table = _select_columns(load_table(TABLE), include_event_id=False)
+    table = select_columns(load_table(TABLE), include_event_id=False)
     t0 = time.thread_time()
     product = compile_mapping(table, include_optional=True)
     compile_us = (time.thread_time() - t0) * 1e6

@@ -14,9 +14,10 @@ from logferry.config.secrets import Ref
 from logferry.core.batcher import pack, request_size
 from logferry.core.registry import SINK_TYPES
 from logferry.core.sink import BatchLimits
+from logferry.sinks.bodies import BodyEncoder
 from logferry.sinks.sentinel import SentinelConfig
 from logferry.sinks.sentinel.config import API_MAX_BYTES
-from logferry.sinks.sentinel.encoder import BodyEncoder, RecordEncoder
+from logferry.sinks.sentinel.encoder import RecordEncoder
 
 DCR = "dcr-00112233445566778899aabbccddeeff"
 TABLE = "meshStackEventLogs_CL"

@@ -8,18 +8,20 @@ example on its ``Field`` so the JSON Schema and the reference docs come from one
 from __future__ import annotations
 
 import logging
+import ssl
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import aiohttp
-from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, WithJsonSchema, field_validator, model_validator
 from yarl import URL
 
+from logferry.config.secrets import Secret
 from logferry.core.routing import WhereValue, where_problems
 from logferry.net.http import is_loopback, make_session
 from logferry.net.ratelimit import RateLimiter
-from logferry.net.tls import TLSSettings
+from logferry.net.tls import TLSSettings, load_cert_chain
 
 if TYPE_CHECKING:
     from logferry.core.sink import Sink
@@ -29,6 +31,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DEFAULT_OUTBOX_MAX_BYTES",
     "BuildContext",
+    "ClientTLSConfig",
     "Model",
     "SinkConfig",
     "SourceConfig",
@@ -68,6 +71,56 @@ class TLSConfig(Model):
 
     def settings(self) -> TLSSettings:
         return TLSSettings(verify=self.verify, ca_file=self.ca_file)
+
+
+class ClientTLSConfig(TLSConfig):
+    """TLS to a collector: server verification (on by default) and an optional client certificate."""
+
+    cert_file: str | None = Field(
+        None,
+        description="PEM client certificate (with any intermediates) for collectors that authenticate "
+        "senders (mutual TLS).",
+        examples=["/etc/logferry/client.crt"],
+    )
+    key_file: str | None = Field(
+        None, description="PEM private key of cert_file.", examples=["/etc/logferry/client.key"]
+    )
+    key_password: Secret | None = Field(
+        None,
+        description="Password of an encrypted key_file, by reference.",
+        examples=["${env:CLIENT_KEY_PASSWORD}"],
+    )
+
+    @model_validator(mode="after")
+    def _pair(self) -> ClientTLSConfig:
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError(
+                "cert_file and key_file go together: give both for a client certificate, or neither"
+            )
+        if self.key_password is not None and self.key_file is None:
+            raise ValueError("key_password is only used with key_file")
+        return self
+
+    def client_context(self) -> ssl.SSLContext:
+        """A TLS 1.2+ client context; ``ValueError`` names the option whose file does not load."""
+        try:
+            ctx = self.settings().context()
+        except (OSError, ssl.SSLError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+            raise ValueError(
+                f"tls.ca_file {self.ca_file}: {why}; give a readable PEM file of CA certificates"
+            ) from None
+        ctx.minimum_version = ssl.TLSVersion.TLSv1_2
+        if self.cert_file is not None:
+            password = self.key_password.reveal() if self.key_password is not None else None
+            try:
+                load_cert_chain(ctx, self.cert_file, self.key_file, password)
+            except ValueError as exc:
+                raise ValueError(
+                    f"tls.cert_file {self.cert_file} / tls.key_file {self.key_file}: {exc}; "
+                    "check tls.cert_file, tls.key_file and tls.key_password"
+                ) from None
+        return ctx
 
 
 @dataclass

@@ -58,7 +58,12 @@ class BeatsConnection:
         connect_secs: float,
     ) -> BeatsConnection:
         reader, writer = await open_stream(
-            host, port, tls=None, ssl_context=ssl_context, server_hostname=server_name, timeout=connect_secs
+            host,
+            port,
+            ssl_context=ssl_context,
+            server_hostname=server_name,
+            timeout=connect_secs,
+            refused_hint="if the beats input requires client certificates, set tls.certificate and tls.key",
         )
         return cls(reader, writer)
 

@@ -23,12 +23,12 @@ from logferry.core.types import Record
 from logferry.net.outbound import ConnectFailed
 from logferry.observe.logging import log_event
 from logferry.observe.redact import redact
+from logferry.sinks.bodies import OFFLOAD_MIN_BYTES, isal_level
 from logferry.sinks.logstash.client import BeatsConnection, WindowSize
 from logferry.sinks.logstash.config import LogstashConfig
 from logferry.sinks.logstash.encoder import BeatsEncoder
 from logferry.sinks.logstash.pool import Host, HostPool
 from logferry.sinks.logstash.protocol import ProtocolError, encode_window
-from logferry.sinks.sentinel.encoder import OFFLOAD_MIN_BYTES, isal_level
 
 __all__ = ["LogstashSink"]
 

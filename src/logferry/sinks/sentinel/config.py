@@ -20,12 +20,13 @@ the token authority are worked out once, here, so the sink only sends. Example::
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator, model_validator
 from yarl import URL
 
-from logferry.config.base import BuildContext, Model, SinkConfig, TLSConfig
+from logferry.config.azure import ApiCappedBatch, Cloud
+from logferry.config.base import BuildContext, SinkConfig, TLSConfig
 from logferry.config.entra import CertificateAuth, ClientSecretAuth, EntraAuth
 from logferry.core.registry import register_sink
 from logferry.net.http import is_loopback
@@ -53,7 +54,6 @@ DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_GZIP_LEVEL = 1  # ISA-L level 1: far cheaper than zlib level 6 (bench/gzip_levels.py)
 DEFAULT_TIMEOUT_SECS = 30.0
 
-Cloud = Literal["public", "usgov", "china"]
 Compression = Literal["gzip", "none"]
 DEFAULT_CLOUD: Cloud = "public"
 DEFAULT_COMPRESSION: Compression = "gzip"
@@ -66,7 +66,10 @@ CLOUDS: dict[Cloud, tuple[str, str]] = {
 }
 
 
-class SentinelBatch(Model):
+class SentinelBatch(ApiCappedBatch):
+    api_max_bytes: ClassVar[int] = API_MAX_BYTES
+    api_limit: ClassVar[str] = f"the Logs Ingestion API limit of {API_MAX_BYTES} bytes per request"
+
     max_bytes: int = Field(
         default=API_MAX_BYTES,
         ge=MIN_BATCH_BYTES,
@@ -80,16 +83,6 @@ class SentinelBatch(Model):
         description="Most records in one request.",
         examples=[DEFAULT_MAX_EVENTS],
     )
-
-    @field_validator("max_bytes")
-    @classmethod
-    def _under_api_limit(cls, v: int) -> int:
-        if v > API_MAX_BYTES:
-            raise ValueError(
-                f"max_bytes {v} exceeds the Logs Ingestion API limit of {API_MAX_BYTES} bytes per request; "
-                f"set it to {API_MAX_BYTES} or less"
-            )
-        return v
 
 
 @register_sink("sentinel")

@@ -23,9 +23,10 @@ from logferry.core.sink import Action, BatchLimits, CheckResult, Resolution
 from logferry.core.types import Record
 from logferry.net.http import is_loopback
 from logferry.observe.metrics import Metrics
+from logferry.sinks.bodies import BodyEncoder
 from logferry.sinks.http_post import ApiResponse, Poster, classify, clip, default_error_text, request_failed
 from logferry.sinks.sentinel.config import SentinelConfig
-from logferry.sinks.sentinel.encoder import BodyEncoder, RecordEncoder
+from logferry.sinks.sentinel.encoder import RecordEncoder
 
 __all__ = ["REASON_401", "REASON_403", "REASON_404", "SentinelSink", "resolve"]
 

@@ -22,8 +22,6 @@ from logferry.sinks.syslog.config import SyslogSinkConfig, SyslogSinkTLSConfig
 
 __all__ = ["StreamTransport", "Transport", "UdpTransport", "client_tls_context", "frame"]
 
-_TLS13_VERDICT_SECS = 1.0
-_TLS13_POLL_SECS = 0.005
 
 
 def frame(lines: list[bytes], framing: Literal["octet_counted", "lf"]) -> bytes:
@@ -78,43 +76,13 @@ class StreamTransport:
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         context = client_tls_context(self._tls) if self._use_tls else None
-        reader, writer = await open_stream(
-            self._host, self._port, tls=None, timeout=self._timeout, ssl_context=context
+        return await open_stream(
+            self._host,
+            self._port,
+            ssl_context=context,
+            timeout=self._timeout,
+            refused_hint="it may require a client certificate: set tls.cert_file and tls.key_file",
         )
-        try:
-            await self._await_tls13_verdict(reader, writer)
-        except ConnectFailed:
-            writer.transport.abort()
-            raise
-        return reader, writer
-
-    async def _await_tls13_verdict(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        """Wait for a TLS 1.3 server to accept the session, so a refused client is not sent data.
-
-        In TLS 1.3 the client's handshake is over before the server has checked the client's certificate
-        (or its absence): a refusal arrives as an alert afterwards, and whatever was written by then
-        is lost without an error. Servers send their session tickets once they accept (OpenSSL-based
-        ones by default), so a ticket is the go-ahead and an alert or a close is the refusal. A server
-        that sends no ticket (rsyslog's GnuTLS driver) is trusted after ``_TLS13_VERDICT_SECS``.
-        """
-        ssl_object = writer.get_extra_info("ssl_object")
-        if ssl_object is None or ssl_object.version() != "TLSv1.3":
-            return
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + min(self._timeout, _TLS13_VERDICT_SECS)
-        while loop.time() < deadline:
-            session = ssl_object.session
-            if session is not None and session.has_ticket:
-                return
-            failure = reader.exception()
-            if failure is not None or reader.at_eof() or writer.is_closing():
-                why = getattr(failure, "reason", None) or failure or "the connection was closed"
-                raise ConnectFailed(
-                    f"cannot connect to {self._where}: the collector refused the TLS session ({why}); it "
-                    "may require a client certificate: set tls.cert_file and tls.key_file"
-                )
-            # The verdict is a network round trip away; nothing in asyncio signals a session ticket.
-            await asyncio.sleep(_TLS13_POLL_SECS)
 
     def _alive(self) -> bool:
         return (

@@ -115,3 +115,66 @@ def test_config_is_required() -> None:
     result = run()
     assert result.exit_code == 2
     assert "--config" in result.stderr
+
+
+def test_unresolved_deployment_outputs_get_placeholders(
+    tmp_path: Path, arm_schema: Draft202012Validator, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Before the first deployment the DCE and the DCR do not exist: the template is what creates them.
+    for var in ("H6_UNSET_DCE", "H6_UNSET_DCR_A", "H6_UNSET_DCR_B"):
+        monkeypatch.delenv(var, raising=False)
+    unset = {"endpoint": "${env:H6_UNSET_DCE}"}
+    sinks = {
+        "mesh": sentinel_sink("${env:H6_UNSET_DCR_A}", table="meshStackEventLogs_CL", **unset),
+        "o365": sentinel_sink("${env:H6_UNSET_DCR_A}", table="O365Audit_CL", **unset),
+        "mimecast": sentinel_sink("${env:H6_UNSET_DCR_B}", table="MimecastAudit_CL", **unset),
+    }
+    result = run("-c", str(write_config(tmp_path / "c.yaml", sinks)))
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    template = json.loads(result.stdout)
+    assert_valid(arm_schema, template)
+    # The same reference still means the same DCR, a different one another.
+    rules = [r for r in template["resources"] if r["type"] == "Microsoft.Insights/dataCollectionRules"]
+    assert sorted(len(r["properties"]["streamDeclarations"]) for r in rules) == [1, 2]
+    assert "invalid" not in result.stdout  # placeholders are for validation only
+
+
+def test_a_placeholder_is_named_when_the_config_fails_for_another_reason(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("H6_UNSET_DCE", raising=False)
+    bad = sentinel_sink(DCR_A, table="NoSuchTable_CL", endpoint="${env:H6_UNSET_DCE}")
+    result = run("-c", str(write_config(tmp_path / "c.yaml", {"s": bad})))
+    assert result.exit_code == 2
+    assert "sinks.s.table: no table definition named 'NoSuchTable_CL'" in result.stderr
+    assert "sinks.s.endpoint: environment variable H6_UNSET_DCE is not set; export it (a placeholder" in (
+        result.stderr
+    )
+    assert "sinks.s.endpoint: endpoint must be" not in result.stderr
+
+
+def test_a_migration_config_with_the_legacy_sinks_key_unset_works(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The legacy sink runs elsewhere; its key is not in this shell.
+    monkeypatch.delenv("H6_UNSET_LA_KEY", raising=False)
+    legacy = {
+        "type": "log_analytics",
+        "inputs": ["mesh"],
+        "workspace_id": "0b5d6c3e-1111-4222-8333-944455556666",
+        "shared_key": "${env:H6_UNSET_LA_KEY}",
+        "log_type": "meshStackEventLogs",
+    }
+    sinks = {"legacy_la": legacy, "sentinel": sentinel_sink(DCR_A, table="meshStackEventLogs_CL")}
+    result = run("-c", str(write_config(tmp_path / "c.yaml", sinks)))
+    assert result.exit_code == 0, result.stderr
+    assert "Microsoft.Insights/dataCollectionRules" in result.stdout
+
+
+def test_a_config_that_is_not_utf8_gives_a_clear_error_and_exit_2(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes(b"sources: {}\nsinks: {}\n# caf\xe9\n")
+    result = run("-c", str(path))
+    assert result.exit_code == 2
+    assert result.stderr.strip() == f"{path}: the config file is not UTF-8 (byte 27); save it as UTF-8"

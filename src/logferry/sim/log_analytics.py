@@ -37,6 +37,8 @@ from typing import Any
 import orjson
 from aiohttp import web
 
+from logferry.config.azure import GUID_PATTERN
+
 from .options import opt
 from .registry import register
 from .sentinel_store import RowStore
@@ -51,7 +53,7 @@ FIELD_MAX_BYTES = 32 * 1024
 TIME_GENERATED_MAX_AGE = timedelta(days=2)
 _RESERVED = frozenset({"tenant", "timegenerated", "rawdata"})
 _NAME = re.compile(r"[A-Za-z0-9_]+")
-_GUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+_GUID = re.compile(GUID_PATTERN)
 _DATETIME = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:?\d{2})?")
 # Bodies are read up to this size so an oversized post still gets the service's 404.
 _READ_LIMIT = 64 * 1024 * 1024

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import base64
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from logferry.config.azure import GUID_PATTERN
 from logferry.config.loader import parse_config
 from logferry.core.errors import ConfigError
+from logferry.sim.log_analytics import typed_row
 from logferry.sinks.log_analytics.config import LogAnalyticsConfig
 
 KEY = base64.b64encode(b"k" * 64).decode()
@@ -98,3 +101,57 @@ def test_log_type_follows_the_api_rules(tmp_path: Path, log_type: str) -> None:
 def test_batch_cannot_exceed_the_30_mb_post_limit(tmp_path: Path) -> None:
     assert parse(tmp_path, batch={"max_bytes": 30_000_000}).batch.max_bytes == 30_000_000
     assert "sinks.dst.batch.max_bytes" in problems(tmp_path, batch={"max_bytes": 30_000_001})
+
+
+def test_the_batch_cap_error_names_the_limit_and_the_fix(tmp_path: Path) -> None:
+    text = problems(tmp_path, batch={"max_bytes": 30_000_001})
+    assert "exceeds the Data Collector API's 30 MB per post; set it to 30000000 or less" in text
+
+
+@pytest.mark.parametrize(
+    "resource_id",
+    [
+        "/subscriptions/0000/resourceGroups/rg\x01x",  # a control character: aiohttp refuses to send it
+        "/subscriptions/a\x00b",
+        "/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Web/sites/café",
+        "/subscriptions/0000/resource Groups/rg",
+        "/subscriptions/0000/rg/\u2028x",
+    ],
+)
+def test_azure_resource_id_must_fit_a_header(tmp_path: Path, resource_id: str) -> None:
+    text = problems(tmp_path, azure_resource_id=resource_id)
+    assert "sinks.dst.azure_resource_id: azure_resource_id must start with /subscriptions/" in text
+    assert "printable ASCII" in text
+
+
+def test_a_resource_id_of_printable_ascii_is_kept(tmp_path: Path) -> None:
+    rid = "/subscriptions/0000/resourceGroups/rg(1)/providers/Microsoft.Web/sites/app-1_x.y"
+    assert parse(tmp_path, azure_resource_id=rid).azure_resource_id == rid
+
+
+def test_an_unset_key_is_reported_only_as_unset(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # `logferry azure template` leaves such a reference empty: an empty key is not a malformed one.
+    monkeypatch.delenv("LA_UNSET_KEY", raising=False)
+    text = problems(tmp_path, shared_key="${env:LA_UNSET_KEY}")
+    assert text == "sinks.dst.shared_key: environment variable LA_UNSET_KEY is not set; export it"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0b5d6c3e-1111-4222-8333-944455556666",
+        "0B5D6C3E-1111-4222-8333-944455556666",
+        "0b5d6c3e1111",
+        "x" * 36,
+    ],
+)
+def test_the_config_and_the_simulator_agree_on_what_a_guid_is(tmp_path: Path, value: str) -> None:
+    # One pattern (logferry.config.azure) for the workspace id check and the service's _g column type.
+    typed_as_guid = "id_g" in typed_row({"id": value}, "T_CL", datetime.now(UTC))
+    try:
+        parse(tmp_path, workspace_id=value)
+    except ConfigError:
+        assert not typed_as_guid
+    else:
+        assert typed_as_guid
+    assert LogAnalyticsConfig.model_json_schema()["properties"]["workspace_id"]["pattern"] == GUID_PATTERN

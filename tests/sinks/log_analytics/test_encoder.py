@@ -45,3 +45,26 @@ def test_only_values_over_32_kb_are_counted() -> None:
     ]
     lines, oversized = RecordEncoder().encode(records)
     assert oversized == 3 and len(lines) == 3
+
+
+def test_the_time_field_keeps_its_column_and_a_clashing_key_is_renamed() -> None:
+    encoder = RecordEncoder("@timestamp")
+    assert encoder.time_column == "_timestamp"
+    records: list[dict[str, Any]] = [
+        {"@timestamp": "2026-11-22T09:00:00Z", "_timestamp": "not a time", "#timestamp": 1},
+        {"_timestamp": "not a time"},  # without the time field the column still holds nothing else
+        {"@timestamp": "2026-11-22T10:00:00Z", "other": 2},
+    ]
+    lines, _ = encoder.encode(records)
+    assert [orjson.loads(line) for line in lines] == [
+        {"_timestamp": "2026-11-22T09:00:00Z", "_timestamp_2": "not a time", "_timestamp_3": 1},
+        {"_timestamp_2": "not a time"},
+        {"_timestamp": "2026-11-22T10:00:00Z", "other": 2},
+    ]
+
+
+def test_a_valid_time_field_is_sent_under_its_own_name() -> None:
+    encoder = RecordEncoder("time_generated")
+    lines, _ = encoder.encode([{"time_generated": "t", "time.generated": "u"}])
+    assert encoder.time_column == "time_generated"
+    assert orjson.loads(lines[0]) == {"time_generated": "t", "time_generated_2": "u"}

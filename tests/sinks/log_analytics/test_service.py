@@ -6,10 +6,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
 
+from logferry.config.base import BuildContext
 from logferry.core.sink import Action
 from logferry.observe.metrics import Metrics
 from logferry.sim.faults import parse_rules
@@ -144,6 +146,19 @@ def fault(status: int, body: Any = None, retry_after: float | None = None) -> li
         (fault(400, {"Error": "InvalidLogType", "Message": "no"}), 2, Action.RETRY, "configuration"),
         (fault(400, {"Error": "InactiveCustomer", "Message": "no"}), 1, Action.RETRY, "configuration"),
         (fault(404), 1, Action.RETRY, "migrate to the sentinel sink"),
+        # Not in the API's table, but a proxy or a retired endpoint may answer so: the key / the endpoint.
+        (
+            fault(401, {"Error": "Denied", "Message": "no"}),
+            2,
+            Action.RETRY,
+            "HTTP 401 Denied: no; check that shared_key",
+        ),
+        (
+            fault(410, {"Error": "Gone", "Message": "retired"}),
+            2,
+            Action.RETRY,
+            "HTTP 410 Gone: retired; check workspace_id",
+        ),
         (fault(429, retry_after=7), 2, Action.RETRY, "TooManyRequests"),
         (fault(503), 2, Action.RETRY, "ServiceUnavailable"),
         (fault(500), 1, Action.RETRY, "UnspecifiedError"),
@@ -179,4 +194,46 @@ async def test_the_retirement_warning_is_logged_once_at_start(
     assert len(warnings) == 1, warnings
     assert "sink dst" in warnings[0] and "14 September 2026" in warnings[0]
     assert "'sentinel' sink" in warnings[0] and "logferry azure template" in warnings[0]
+    # A classic table (one this API created) must be migrated before a DCR can write to it.
+    assert "classic table" in warnings[0] and "/tables/NAME/migrate" in warnings[0]
     assert KEY_ENV not in warnings[0]
+
+
+async def test_a_retired_endpoint_fails_the_healthcheck_with_the_services_words(
+    sim: LogAnalyticsSim, la_config: dict[str, Any], make_sink: MakeSink
+) -> None:
+    sim.faults.set_rules(parse_rules(fault(410, {"Error": "Gone", "Message": "this API is retired"})))
+    check = await (await make_sink(la_config)).healthcheck()
+    assert not check.ok and "HTTP 410 Gone: this API is retired" in check.message
+    assert "migrate to the sentinel sink" in check.message
+
+
+async def test_the_time_generated_field_header_names_the_column_holding_the_time(
+    sim: LogAnalyticsSim, la_config: dict[str, Any], make_sink: MakeSink
+) -> None:
+    # The reviewer's case: the configured key is renamed, and another key already has the new name.
+    sink = await make_sink({**la_config, "time_generated_field": "@timestamp"})
+    event_time = iso(datetime.now(UTC) - timedelta(hours=1))
+    lines = sink.encode([{"@timestamp": event_time, "_timestamp": "not a time"}])
+    assert (await sink.send(lines)).action is Action.DELIVERED
+    [row] = await stored_rows(sim)
+    assert row["TimeGenerated"] == event_time
+    assert row["_timestamp_t"] == event_time and row["_timestamp_2_s"] == "not a time"
+
+
+async def test_a_header_aiohttp_refuses_gives_retry_and_a_failed_check_not_an_exception(
+    sim: LogAnalyticsSim, la_config: dict[str, Any], make_sink: MakeSink, tmp_path: Path
+) -> None:
+    # The config refuses such a resource id; a value that slips past it must still not kill delivery.
+    valid = (await make_sink(la_config, start=False)).config
+    config = valid.model_copy(update={"azure_resource_id": "/subscriptions/0000/rg\x01x"})
+    ctx = BuildContext(data_dir=tmp_path, metrics=Metrics())
+    try:
+        sink = config.build("bad", ctx)
+        result = await sink.send(sink.encode([{"a": 1}]))
+        assert result.action is Action.RETRY and "ValueError" in result.reason, result
+        check = await sink.healthcheck()
+        assert not check.ok and "ValueError" in check.message
+    finally:
+        await ctx.close()
+    assert sim.stats()["rows_accepted"] == {}

@@ -20,12 +20,13 @@ from __future__ import annotations
 import base64
 import binascii
 import re
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 from pydantic import Field, field_validator
 
-from logferry.config.base import BuildContext, Model, SinkConfig, TLSConfig, check_api_url
-from logferry.config.secrets import KEYVAULT_RE, Secret
+from logferry.config.azure import GUID_PATTERN, ApiCappedBatch, Cloud
+from logferry.config.base import BuildContext, SinkConfig, TLSConfig, check_api_url
+from logferry.config.secrets import Secret
 from logferry.core.registry import register_sink
 
 if TYPE_CHECKING:
@@ -51,15 +52,18 @@ DEFAULT_MAX_EVENTS = 10_000
 DEFAULT_TIMEOUT_SECS = 60.0
 MAX_LOG_TYPE_CHARS = 100
 
-Cloud = Literal["public", "usgov", "china"]
 #: The ODS host suffix per Azure cloud: https://{workspace_id}.ods.opinsights.{suffix}.
 CLOUD_SUFFIXES: dict[Cloud, str] = {"public": "azure.com", "usgov": "azure.us", "china": "azure.cn"}
 
-_GUID = r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$"
 _LOG_TYPE = r"^[A-Za-z0-9_]+$"
+#: A header value: aiohttp refuses control characters, and HTTP/1.1 promises nothing beyond ASCII.
+_RESOURCE_ID = r"^/subscriptions/[!-~]+$"
 
 
-class LogAnalyticsBatch(Model):
+class LogAnalyticsBatch(ApiCappedBatch):
+    api_max_bytes: ClassVar[int] = API_MAX_BYTES
+    api_limit: ClassVar[str] = "the Data Collector API's 30 MB per post"
+
     max_bytes: int = Field(
         default=DEFAULT_MAX_BYTES,
         ge=MIN_BATCH_BYTES,
@@ -72,16 +76,6 @@ class LogAnalyticsBatch(Model):
         default=DEFAULT_MAX_EVENTS, gt=0, description="Most records in one request.", examples=[5000]
     )
 
-    @field_validator("max_bytes")
-    @classmethod
-    def _under_api_limit(cls, v: int) -> int:
-        if v > API_MAX_BYTES:
-            raise ValueError(
-                f"max_bytes {v} exceeds the Data Collector API's 30 MB per post; "
-                f"set it to {API_MAX_BYTES} or less"
-            )
-        return v
-
 
 @register_sink("log_analytics")
 class LogAnalyticsConfig(SinkConfig):
@@ -89,7 +83,7 @@ class LogAnalyticsConfig(SinkConfig):
 
     type: Literal["log_analytics"] = Field(description="Sink type.", examples=["log_analytics"])
     workspace_id: str = Field(
-        json_schema_extra={"pattern": _GUID},
+        json_schema_extra={"pattern": GUID_PATTERN},
         description="The workspace id (Log Analytics workspace → Agents → Workspace ID), a GUID.",
         examples=["0b5d6c3e-1111-4222-8333-944455556666"],
     )
@@ -110,13 +104,15 @@ class LogAnalyticsConfig(SinkConfig):
         "top-level fields: 'event.created' names a field literally called so, not a nested one). The "
         "service uses the ingestion time when the value is missing, unparseable or more than 2 days "
         "old. Write the record's own key; it is sent renamed like every column (@timestamp → "
-        "_timestamp). Unset: ingestion time.",
+        "_timestamp), and a record key that would take the same column is renamed instead (_timestamp → "
+        "_timestamp_2). Unset: ingestion time.",
         examples=["time_generated"],
     )
     azure_resource_id: str | None = Field(
         default=None,
-        pattern=r"^/subscriptions/[^\s]+$",
-        description="Azure resource id the records belong to; fills _ResourceId for resource-context access.",
+        json_schema_extra={"pattern": _RESOURCE_ID},
+        description="Azure resource id the records belong to; fills _ResourceId for resource-context access. "
+        "It travels in a header, so only printable ASCII without spaces is accepted.",
         examples=["/subscriptions/0000/resourceGroups/rg/providers/Microsoft.Web/sites/app"],
     )
     cloud: Cloud = Field(
@@ -146,8 +142,10 @@ class LogAnalyticsConfig(SinkConfig):
     @field_validator("shared_key")
     @classmethod
     def _key_is_base64(cls, v: Secret) -> Secret:
-        if not v.reveal() and KEYVAULT_RE.match(v.ref):
-            return v  # an unresolved Key Vault placeholder (logferry validate works offline)
+        if not v.reveal():
+            # A reference left unresolved (an unset variable for `logferry azure template`, a Key Vault
+            # reference offline): the resolver reports it, and an empty key is not a malformed one.
+            return v
         try:
             key = base64.b64decode(v.reveal(), validate=True)
         except (binascii.Error, ValueError):
@@ -163,7 +161,7 @@ class LogAnalyticsConfig(SinkConfig):
     @field_validator("workspace_id")
     @classmethod
     def _workspace_is_guid(cls, v: str) -> str:
-        if not re.fullmatch(_GUID, v):
+        if not re.fullmatch(GUID_PATTERN, v):
             raise ValueError(
                 f"workspace_id must be the workspace's GUID (workspace → Agents → Workspace ID), got {v!r}"
             )
@@ -182,6 +180,16 @@ class LogAnalyticsConfig(SinkConfig):
             raise ValueError(
                 f"log_type is the name without _CL, which the service appends: write {v[:-3]!r} "
                 f"to fill the table {v[:-3] + '_CL'!r} ({v!r} would create {v + '_CL'!r})"
+            )
+        return v
+
+    @field_validator("azure_resource_id")
+    @classmethod
+    def _resource_id_fits_a_header(cls, v: str | None) -> str | None:
+        if v is not None and not re.fullmatch(_RESOURCE_ID, v):
+            raise ValueError(
+                "azure_resource_id must start with /subscriptions/ and hold only printable ASCII, without "
+                f"spaces or control characters (it is sent as the x-ms-AzureResourceId header), got {v!r}"
             )
         return v
 

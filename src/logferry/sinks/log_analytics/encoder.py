@@ -9,6 +9,10 @@ so top-level names are made valid here instead of risking a whole request being 
 * a reserved name gets a trailing ``_`` (``TimeGenerated`` → ``TimeGenerated_``);
 * if a new name is already taken, ``_2``, ``_3``, … is appended; names that were valid keep theirs.
 
+The one exception is the column ``time-generated-field`` names: it holds the configured time field
+and nothing else, so with ``@timestamp`` configured, ``@timestamp`` is sent as ``_timestamp`` and a
+record's own ``_timestamp`` as ``_timestamp_2`` (in every record, so the column does not move).
+
 Nested objects and arrays are left as they are (the service stores each as one string column).
 Values longer than 32 KB are truncated by the service; they are counted here so the loss is visible
 (``oversized`` in :meth:`RecordEncoder.encode`), not altered: the service decides where it cuts.
@@ -56,8 +60,11 @@ def _oversized_values(record: Record) -> int:
 class RecordEncoder:
     """One compact JSON line per record, with top-level names the API accepts."""
 
-    def __init__(self) -> None:
+    def __init__(self, time_field: str | None = None) -> None:
         self._names: dict[str, str] = {}
+        self._time_field = time_field
+        #: The column the time field is sent as: what the ``time-generated-field`` header must name.
+        self.time_column = column_name(time_field) if time_field is not None else None
 
     def encode(self, records: Sequence[Record]) -> tuple[list[bytes], int]:
         """The lines, and how many values exceed :data:`FIELD_MAX_BYTES` (the service truncates them)."""
@@ -76,20 +83,27 @@ class RecordEncoder:
         names = self._names
         if len(names) > _CACHE_MAX:
             names.clear()
+        time_field, time_column = self._time_field, self.time_column
         renames: list[tuple[str, str]] = []
         for key in record:
             name = names.get(key)
             if name is None:
                 name = names[key] = column_name(key)
-            if name != key:
+            if name != key or (key == time_column and key != time_field):
                 renames.append((key, name))
         if not renames:
             return record
-        # Names that were valid keep them; renamed ones take the next free suffix.
-        out: dict[str, Any] = {k: v for k, v in record.items() if names[k] == k}
+        # The time field takes its column first; names that were valid keep them; renamed ones take
+        # the next free suffix, never the time column.
+        out: dict[str, Any] = {}
+        if time_column is not None and time_field in record:
+            out[time_column] = record[time_field]
+        out.update((k, v) for k, v in record.items() if names[k] == k and k != time_column)
         for key, name in renames:
+            if key == time_field:
+                continue
             candidate, n = name, 1
-            while candidate in out:
+            while candidate in out or candidate == time_column:
                 n += 1
                 candidate = f"{name}_{n}"
             out[candidate] = record[key]

@@ -29,6 +29,7 @@ BUILTIN_MODULES = (
     "logferry.sinks.http",
     "logferry.sinks.logstash",
     "logferry.sinks.syslog",
+    "logferry.sinks.kafka",
 )
 
 

@@ -32,15 +32,22 @@ from __future__ import annotations
 
 from dataclasses import replace
 from typing import TYPE_CHECKING, Literal
-from urllib.parse import urlparse
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from logferry.config.base import BuildContext, SourceConfig, TLSConfig
 from logferry.config.secrets import Secret
 from logferry.core.registry import register_source
+from logferry.net.kafka import (
+    EVENT_HUBS_KAFKA_PORT,
+    KafkaConnection,
+    RdkafkaValue,
+    event_hubs_props,
+    parse_connection_string,
+    pick_event_hub,
+)
 from logferry.sources.kafka.envelope import Envelope, MessageFormat
-from logferry.sources.kafka.settings import ConsumerSettings, RdkafkaValue
+from logferry.sources.kafka.settings import ConsumerSettings
 
 if TYPE_CHECKING:
     from logferry.sources.kafka.source import KafkaSource
@@ -51,8 +58,6 @@ DEFAULT_BATCH_MAX_EVENTS = 500
 DEFAULT_BATCH_WAIT_SECS = 1.0
 DEFAULT_SESSION_TIMEOUT_SECS = 45.0  # Kafka's own default (session.timeout.ms=45000)
 DEFAULT_STALE_AFTER_SECS = 300.0
-EVENT_HUBS_KAFKA_PORT = 9093
-EVENT_HUBS_USERNAME = "$ConnectionString"
 #: Event Hubs' own name for the consumer group every hub has (specs/event_hubs.md §1).
 EVENT_HUBS_DEFAULT_GROUP = "$Default"
 
@@ -160,26 +165,11 @@ class _ConsumerConfig(SourceConfig):
         )
 
 
-def _tls_props(tls: TLSConfig) -> dict[str, RdkafkaValue]:
-    props: dict[str, RdkafkaValue] = {
-        "enable.ssl.certificate.verification": tls.verify,
-        "ssl.endpoint.identification.algorithm": "https" if tls.verify else "none",
-    }
-    if tls.ca_file:
-        props["ssl.ca.location"] = tls.ca_file
-    return props
-
-
 @register_source("kafka")
-class KafkaConfig(_ConsumerConfig):
+class KafkaConfig(KafkaConnection, _ConsumerConfig):
     """Any Kafka cluster: consumer-group consumption, offsets committed after the outbox commit."""
 
     type: Literal["kafka"] = Field(description="Source type.", examples=["kafka"])
-    bootstrap_servers: list[str] = Field(
-        min_length=1,
-        description="Brokers to bootstrap from, host:port.",
-        examples=[["kafka1.corp.example:9093", "kafka2.corp.example:9093"]],
-    )
     topics: list[str] = Field(min_length=1, description="Topics to consume.", examples=[["security-logs"]])
     group_id: str = Field(
         min_length=1,
@@ -187,66 +177,15 @@ class KafkaConfig(_ConsumerConfig):
         "use a group no other application uses.",
         examples=["logferry"],
     )
-    security_protocol: Literal["PLAINTEXT", "SSL", "SASL_SSL"] = Field(
-        "PLAINTEXT",
-        description="PLAINTEXT (no TLS, no authentication), SSL (TLS) or SASL_SSL (TLS plus a username "
-        "and password). SASL without TLS is not offered: the password would cross the network in clear.",
-        examples=["SASL_SSL"],
-    )
-    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] = Field(
-        "PLAIN", description="SASL mechanism for SASL_SSL.", examples=["SCRAM-SHA-512"]
-    )
-    sasl_username: str | None = Field(
-        None, description="SASL username (SASL_SSL only).", examples=["logferry"]
-    )
-    sasl_password: Secret | None = Field(
-        None, description="SASL password by reference (SASL_SSL only).", examples=["${env:KAFKA_PASSWORD}"]
-    )
     unwrap_records: bool = Field(
         False,
         description='Split a JSON object {"records": [...]} (the Azure diagnostic-settings envelope) into '
         "one record per entry.",
         examples=[True],
     )
-    tls: TLSConfig = Field(TLSConfig(), description="TLS settings for SSL and SASL_SSL.")
-
-    @field_validator("bootstrap_servers")
-    @classmethod
-    def _servers(cls, v: list[str]) -> list[str]:
-        for s in v:
-            host, _, port = s.rpartition(":")
-            if not host or not port.isdigit():
-                raise ValueError(f"{s!r} is not host:port; example: kafka1.corp.example:9093")
-        return v
-
-    @model_validator(mode="after")
-    def _security(self) -> KafkaConfig:
-        if self.security_protocol == "SASL_SSL":
-            if not self.sasl_username or self.sasl_password is None:
-                raise ValueError(
-                    "security_protocol SASL_SSL needs sasl_username and sasl_password "
-                    "(e.g. sasl_password: ${env:KAFKA_PASSWORD})"
-                )
-        elif self.sasl_username or self.sasl_password is not None:
-            raise ValueError(
-                f"sasl_username/sasl_password are used only with security_protocol SASL_SSL "
-                f"(now {self.security_protocol}); set security_protocol: SASL_SSL or remove them"
-            )
-        return self
 
     def consumer_settings(self, name: str) -> ConsumerSettings:
-        props: dict[str, RdkafkaValue] = {
-            "bootstrap.servers": ",".join(self.bootstrap_servers),
-            "security.protocol": self.security_protocol,
-            **self._common_props(name, self.group_id),
-        }
-        if self.security_protocol != "PLAINTEXT":
-            props.update(_tls_props(self.tls))
-        if self.security_protocol == "SASL_SSL":
-            assert self.sasl_username is not None and self.sasl_password is not None  # validated above
-            props["sasl.mechanism"] = self.sasl_mechanism
-            props["sasl.username"] = self.sasl_username
-            props["sasl.password"] = self.sasl_password.reveal()
+        props = {**self.connection_props(), **self._common_props(name, self.group_id)}
         where = f"Kafka brokers {', '.join(self.bootstrap_servers)} (group {self.group_id})"
         return self._settings(
             props,
@@ -260,37 +199,6 @@ class KafkaConfig(_ConsumerConfig):
         from logferry.sources.kafka.source import KafkaSource
 
         return KafkaSource(name, self.consumer_settings(name), ctx.metrics)
-
-
-def parse_connection_string(value: str) -> tuple[str, str | None]:
-    """``(namespace host, EntityPath or None)`` from an Event Hubs connection string.
-
-    Shape: ``Endpoint=sb://<namespace>.servicebus.windows.net/;SharedAccessKeyName=<rule>;
-    SharedAccessKey=<key>[;EntityPath=<hub>]``. Raises ``ValueError`` with a message that never
-    quotes the string (it holds the key).
-    """
-    parts: dict[str, str] = {}
-    for item in value.strip().split(";"):
-        key, sep, val = item.partition("=")
-        if sep:
-            parts[key.strip().lower()] = val.strip()
-    endpoint = parts.get("endpoint")
-    if not endpoint:
-        raise ValueError(
-            "the connection string has no Endpoint=sb://<namespace>.servicebus.windows.net/; copy "
-            "'Connection string-primary key' of a SAS policy (Event Hubs namespace > Shared access policies)"
-        )
-    host = urlparse(endpoint).hostname
-    if not host:
-        raise ValueError(
-            "the connection string's Endpoint is not a URL like sb://<namespace>.servicebus.windows.net/"
-        )
-    if "sharedaccesskey" not in parts:
-        raise ValueError(
-            "the connection string has no SharedAccessKey; the Kafka endpoint takes the policy's connection "
-            "string, not a generated SAS token"
-        )
-    return host, parts.get("entitypath") or None
 
 
 @register_source("event_hubs")
@@ -334,24 +242,10 @@ class EventHubsConfig(_ConsumerConfig):
             problem = None
         except ValueError as exc:
             host, entity, problem = "", None, f"connection_string: {exc}"
-        hub = self.event_hub or entity
-        if problem is None and hub is None:
-            problem = (
-                "event_hub: required because the connection string has no EntityPath (it belongs to the "
-                "namespace); set event_hub to the hub's name"
-            )
-        elif problem is None and self.event_hub and entity and self.event_hub != entity:
-            problem = (
-                f"event_hub: {self.event_hub!r} differs from the connection string's EntityPath {entity!r}; "
-                "a hub-level policy can read only its own hub"
-            )
-        props: dict[str, RdkafkaValue] = {
-            "bootstrap.servers": f"{host}:{EVENT_HUBS_KAFKA_PORT}",
-            "security.protocol": "SASL_SSL",
-            "sasl.mechanism": "PLAIN",
-            "sasl.username": EVENT_HUBS_USERNAME,
-            "sasl.password": self.connection_string.reveal(),
-            **_tls_props(self.tls),
+        hub, hub_problem = pick_event_hub(self.event_hub, entity, "read")
+        problem = problem or hub_problem
+        props = {
+            **event_hubs_props(host, self.connection_string.reveal(), self.tls),
             **self._common_props(name, self.consumer_group),
         }
         settings = self._settings(

@@ -33,23 +33,13 @@ from typing import Any, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 
+from logferry.net.kafka import HOPELESS_CODES, RdkafkaValue, librdkafka_logger
 from logferry.observe.logging import log_event
-from logferry.sources.kafka.settings import RdkafkaValue
 
 __all__ = ["HOPELESS_CODES", "PartitionKey", "ThreadConsumer"]
 
 T = TypeVar("T")
 _SLICE_SECS = 2.0
-#: Errors after which waiting longer for metadata will not help.
-HOPELESS_CODES = frozenset(
-    {
-        KafkaError._ALL_BROKERS_DOWN,
-        KafkaError._AUTHENTICATION,
-        KafkaError.SASL_AUTHENTICATION_FAILED,
-        KafkaError._SSL,
-        KafkaError._RESOLVE,
-    }
-)
 PartitionKey = tuple[str, int]
 
 
@@ -116,10 +106,9 @@ class ThreadConsumer:
 
     def _open(self, subscribe: bool) -> None:
         # The properties hold the SASL password: they go to librdkafka and nowhere else.
-        rdlog = self._log.getChild("librdkafka")
-        if not any(isinstance(f, _Repeats) for f in rdlog.filters):
-            rdlog.addFilter(_Repeats())
-        self._consumer = Consumer({**self._props, "error_cb": self._errors.append, "logger": rdlog})
+        self._consumer = Consumer(
+            {**self._props, "error_cb": self._errors.append, "logger": librdkafka_logger(self._log)}
+        )
         if subscribe:
             self._consumer.subscribe(
                 self._topics, on_assign=self._on_assign, on_revoke=self._on_revoke, on_lost=self._on_lost
@@ -206,26 +195,6 @@ class ThreadConsumer:
                 self._consumer.close()
             finally:
                 self._consumer = None
-
-
-class _Repeats(logging.Filter):
-    """librdkafka logs every reconnect attempt (many a second while brokers are down): the same
-    line once a minute is enough; the source's health says the rest."""
-
-    def __init__(self, every_secs: float = 60.0) -> None:
-        super().__init__()
-        self._every = every_secs
-        self._seen: dict[str, float] = {}
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        msg, now = record.getMessage(), time.monotonic()
-        last = self._seen.get(msg)
-        if last is not None and now - last < self._every:
-            return False
-        if len(self._seen) > 1000:
-            self._seen.clear()
-        self._seen[msg] = now
-        return True
 
 
 def _names(parts: list[TopicPartition]) -> list[str]:

@@ -5,7 +5,7 @@ consumer group, batching, envelopes, commits — is one implementation. A config
 :class:`ConsumerSettings`: the librdkafka properties, the topics and the decoding rules.
 
 The librdkafka properties hold the SASL password in clear text, so they are never logged, shown
-in status or put in an error message; :func:`describe` gives the safe summary for those.
+in status or put in an error message; :func:`~logferry.net.kafka.describe` gives the safe summary.
 """
 
 from __future__ import annotations
@@ -13,19 +13,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from logferry.net.kafka import RdkafkaValue, describe
 from logferry.sources.kafka.envelope import Envelope
 
 __all__ = ["ConsumerSettings", "RdkafkaValue", "describe"]
-
-RdkafkaValue = str | int | bool
-
-#: librdkafka properties that may carry a credential: never shown.
-_SECRET_KEYS = frozenset({"sasl.password", "sasl.username", "ssl.key.password", "sasl.oauthbearer.config"})
-
-
-def describe(props: Mapping[str, RdkafkaValue]) -> dict[str, RdkafkaValue]:
-    """The properties without credentials, for messages and tests."""
-    return {k: ("***" if k in _SECRET_KEYS else v) for k, v in props.items()}
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,198 @@
+"""What the ``kafka`` and ``event_hubs`` sink configs build, and how they refuse bad settings.
+
+Tansu has no SASL or TLS, so the Event Hubs Kafka-endpoint client settings are checked here as
+data; the data path runs against Tansu in the other modules.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from logferry.config.base import BuildContext
+from logferry.config.loader import parse_config
+from logferry.core.errors import ConfigError
+from logferry.net.kafka import describe
+from logferry.observe.metrics import Metrics
+from logferry.sinks.kafka.amqp import AmqpSink
+from logferry.sinks.kafka.producer import KafkaSink
+from tests.conftest import secret_ref
+from tests.sinks.kafka.conftest import full
+
+KEY = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5PQ=="
+NAMESPACE_CS = f"Endpoint=sb://contoso-siem.servicebus.windows.net/;SharedAccessKeyName=logferry-send;SharedAccessKey={KEY}"
+
+
+def build(entry: dict[str, Any], tmp_path: Path) -> Any:
+    ctx = BuildContext(data_dir=tmp_path, metrics=Metrics())
+    return parse_config(full(entry), tmp_path).sinks["dst"].build("dst", ctx)
+
+
+def event_hubs(conn: str = NAMESPACE_CS, **extra: Any) -> dict[str, Any]:
+    return {"type": "event_hubs", "connection_string": secret_ref("TEST_EH_SINK_CS", conn), **extra}
+
+
+def test_event_hubs_kafka_endpoint_settings(tmp_path: Path) -> None:
+    sink = build(event_hubs(event_hub="securityevents", compression="gzip"), tmp_path)
+    assert isinstance(sink, KafkaSink)
+    s = sink.settings
+    p = dict(s.props)
+    assert s.topic == "securityevents"
+    assert p["bootstrap.servers"] == "contoso-siem.servicebus.windows.net:9093"
+    assert (p["security.protocol"], p["sasl.mechanism"]) == ("SASL_SSL", "PLAIN")
+    assert (p["sasl.username"], p["sasl.password"]) == ("$ConnectionString", NAMESPACE_CS)
+    assert p["enable.ssl.certificate.verification"] is True
+    assert p["ssl.endpoint.identification.algorithm"] == "https"
+    assert (p["enable.idempotence"], p["acks"], p["compression.type"]) == (True, "all", "gzip")
+    assert p["allow.auto.create.topics"] is False
+    # Event Hubs refuses events over 1 MB: our cap plus librdkafka's framing allowance stays below.
+    assert int(p["message.max.bytes"]) <= 1_046_528
+    assert p["client.id"] == "logferry-dst"
+    # Nothing that is shown carries the key.
+    shown = repr(s) + str(describe(p)) + s.where + s.hint
+    assert KEY not in shown and "contoso-siem.servicebus.windows.net:9093" in s.where
+
+
+def test_event_hubs_hub_defaults_to_the_entity_path(tmp_path: Path) -> None:
+    sink = build(event_hubs(NAMESPACE_CS + ";EntityPath=audit"), tmp_path)
+    assert sink.settings.topic == "audit"
+
+
+@pytest.mark.parametrize(
+    ("conn", "extra", "problem"),
+    [
+        (NAMESPACE_CS, {}, "sinks.dst.event_hub: required because the connection string has no EntityPath"),
+        (NAMESPACE_CS + ";EntityPath=a", {"event_hub": "b"}, "a hub-level policy can write only its own hub"),
+        (
+            f"SharedAccessKeyName=x;SharedAccessKey={KEY}",
+            {"event_hub": "h"},
+            "sinks.dst.connection_string: the connection string has no Endpoint",
+        ),
+        (
+            "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessSignature=SharedAccessSignature sr=x&sig=y",
+            {"event_hub": "h"},
+            "not a generated SAS token",
+        ),
+        (
+            NAMESPACE_CS + ";UseDevelopmentEmulator=true",
+            {"event_hub": "h"},
+            "supported with protocol: amqp only",
+        ),
+        (
+            NAMESPACE_CS + ";UseDevelopmentEmulator=true",
+            {"event_hub": "h", "protocol": "amqp"},
+            "allowed only for a local emulator",
+        ),
+    ],
+)
+def test_event_hubs_connection_problems_name_the_field_without_the_key(
+    tmp_path: Path, conn: str, extra: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        build(event_hubs(conn, **extra), tmp_path)
+    assert problem in str(exc.value), str(exc.value)
+    assert KEY not in str(exc.value) and "sig=y" not in str(exc.value)
+
+
+def test_event_hubs_amqp_builds_the_sdk_sink(tmp_path: Path) -> None:
+    sink = build(
+        event_hubs(event_hub="h", protocol="amqp", amqp_endpoint="sb://proxy.corp.example:5671"), tmp_path
+    )
+    assert isinstance(sink, AmqpSink)
+    assert KEY not in sink.where
+
+
+def test_the_connection_string_must_be_a_reference(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as exc:
+        build({"type": "event_hubs", "connection_string": NAMESPACE_CS, "event_hub": "h"}, tmp_path)
+    assert "sinks.dst.connection_string" in str(exc.value) and KEY not in str(exc.value)
+
+
+async def test_setup_failures_are_logged_without_the_key(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    sink = build(event_hubs(event_hub="h", tls={"ca_file": str(tmp_path / "missing-ca.pem")}), tmp_path)
+    with caplog.at_level(logging.DEBUG):
+        await sink.start()
+        result = await sink.send(sink.encode([{"a": 1}]))
+        await sink.close()
+    assert result.action.value == "retry" and "cannot set up the Kafka client" in result.reason
+    assert KEY not in result.reason and KEY not in caplog.text
+
+
+def kafka(**extra: Any) -> dict[str, Any]:
+    return {"type": "kafka", "bootstrap_servers": ["k1:9093", "k2:9093"], "topic": "logs", **extra}
+
+
+def test_kafka_sasl_scram_and_tls(tmp_path: Path) -> None:
+    sink = build(
+        kafka(
+            security_protocol="SASL_SSL",
+            sasl_mechanism="SCRAM-SHA-512",
+            sasl_username="logferry",
+            sasl_password=secret_ref("TEST_KAFKA_SINK_PW", "pw-98765"),
+            tls={"ca_file": "/etc/ssl/corp-ca.pem"},
+            client_id="siem-feed",
+            compression="zstd",
+            max_message_bytes=2_000_000,
+        ),
+        tmp_path,
+    )
+    p = sink.settings.props
+    assert p["bootstrap.servers"] == "k1:9093,k2:9093"
+    assert (p["sasl.mechanism"], p["sasl.username"], p["sasl.password"]) == (
+        "SCRAM-SHA-512",
+        "logferry",
+        "pw-98765",
+    )
+    assert (p["ssl.ca.location"], p["client.id"], p["compression.type"]) == (
+        "/etc/ssl/corp-ca.pem",
+        "siem-feed",
+        "zstd",
+    )
+    assert int(p["message.max.bytes"]) > 2_000_000
+    assert sink.limits.max_bytes >= 2 * 2_000_000
+    assert "pw-98765" not in str(describe(p)) + repr(sink.settings)
+
+
+def test_kafka_plaintext_has_no_tls_or_sasl(tmp_path: Path) -> None:
+    p = build(kafka(), tmp_path).settings.props
+    assert p["security.protocol"] == "PLAINTEXT"
+    assert not [k for k in p if k.startswith(("ssl.", "sasl.", "enable.ssl"))]
+
+
+@pytest.mark.parametrize(
+    ("entry", "problem"),
+    [
+        (kafka(partition_key="field"), "partition_key: field needs partition_key_field"),
+        (kafka(partition_key_field="x"), "partition_key_field is used only with partition_key: field"),
+        (kafka(partition_key="region"), "partition_key"),
+        (kafka(compression="brotli"), "compression"),
+        (kafka(format="ndjson"), "format"),
+        (kafka(max_message_bytes=10), "max_message_bytes"),
+        (kafka(security_protocol="SASL_SSL"), "SASL_SSL needs sasl_username and sasl_password"),
+        (kafka(bootstrap_servers=["k1"]), "'k1' is not host:port"),
+        (
+            event_hubs(event_hub="h", protocol="amqp", compression="gzip"),
+            "compression applies to protocol kafka only",
+        ),
+        (
+            event_hubs(event_hub="h", amqp_endpoint="sb://p:5671"),
+            "amqp_endpoint is used only with protocol: amqp",
+        ),
+        (
+            event_hubs(event_hub="h", protocol="amqp", amqp_endpoint="https://p"),
+            "amqp_endpoint must look like sb://HOST:PORT",
+        ),
+        (event_hubs(event_hub="h", max_message_bytes=2_000_000), "max_message_bytes"),
+    ],
+)
+def test_config_errors_name_the_field_and_the_fix(
+    tmp_path: Path, entry: dict[str, Any], problem: str
+) -> None:
+    with pytest.raises(ConfigError) as exc:
+        parse_config(full(entry), tmp_path)
+    assert problem in str(exc.value), str(exc.value)

@@ -1,0 +1,61 @@
+"""The ``kafka`` sink (against Tansu) and the ``event_hubs`` sink over AMQP (against the Event Hubs
+simulator) pass the shared sink conformance suite, outage and recovery included."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from logferry.sim.eventhubs import EventHubsSim
+from tests.conformance.sink import SinkCase, SinkConformance
+from tests.sinks.kafka.conftest import SinkBroker, kafka_sink_config
+from tests.sinks.test_conformance import mesh_records
+
+
+class TestKafkaSinkConformance(SinkConformance):
+    @pytest.fixture
+    async def case(self, broker: SinkBroker, topic: str) -> AsyncIterator[SinkCase]:
+        # Tansu's memory storage starts empty after a restart: count what arrived before it.
+        before_restart = 0
+
+        async def arrived() -> int:
+            return before_restart + await asyncio.to_thread(broker.count, topic, 2)
+
+        async def outage() -> None:
+            nonlocal before_restart
+            before_restart += await asyncio.to_thread(broker.count, topic, 2)
+            await asyncio.to_thread(broker.stop)
+
+        async def recover() -> None:
+            await asyncio.to_thread(broker.start)
+            await asyncio.to_thread(broker.create_topic, topic, 2)
+
+        config = kafka_sink_config(broker.bootstrap, topic, partition_key="tenant")
+        try:
+            yield SinkCase(config, mesh_records(2500), arrived, outage, recover)
+        finally:
+            broker.ensure_running()
+
+
+class TestEventHubsAmqpSinkConformance(SinkConformance):
+    @pytest.fixture
+    async def case(self, monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[SinkCase]:
+        sim = EventHubsSim(partitions=2, store_bodies=False)
+        await sim.start()
+        monkeypatch.setenv("EH_SINK_CONFORMANCE_CS", sim.credentials["connection_string"])
+
+        async def arrived() -> int:
+            return sim.generated()
+
+        config = {
+            "type": "event_hubs",
+            "protocol": "amqp",
+            "connection_string": "${env:EH_SINK_CONFORMANCE_CS}",
+            "delivery_timeout_secs": 3,
+        }
+        try:
+            yield SinkCase(config, mesh_records(2500), arrived, sim.stop, sim.start)
+        finally:
+            await sim.stop()

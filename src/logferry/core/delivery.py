@@ -126,6 +126,7 @@ class DeliveryLoop:
             if res.action is Action.DELIVERED:
                 self._delivered(len(chunk), backoff)
             elif res.action is Action.SPLIT and len(chunk) > 1:
+                _log.debug("sink %s: %d lines split in two: %s", self.name, len(chunk), res.reason)
                 mid = len(chunk) // 2
                 todo.appendleft(chunk[mid:])
                 todo.appendleft(chunk[:mid])

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 import aiohttp
 import orjson
 
-from logferry.core.sink import Action, BatchLimits, CheckResult, Resolution
+from logferry.core.sink import BatchLimits, CheckResult, Resolution
 from logferry.core.types import Record
 from logferry.observe.metrics import Metrics
 from logferry.sinks.http_post import ApiResponse, Poster, classify, clip, default_error_text, request_failed
@@ -144,16 +144,7 @@ class LogAnalyticsSink:
             resp = await self._post(self.limits.frame(lines))
         except _NO_ANSWER as exc:
             return request_failed(exc)
-        resolution = classify(resp, len(lines), ok={200}, hints=_hints(resp), error_text=error_text)
-        if resolution.action is not Action.DELIVERED:
-            self._log.debug(
-                "sink %s: %d line(s) -> %s: %s",
-                self.name,
-                len(lines),
-                resolution.action.value,
-                resolution.reason,
-            )
-        return resolution
+        return classify(resp, len(lines), ok={200}, hints=_hints(resp), error_text=error_text)
 
     async def healthcheck(self) -> CheckResult:
         """POST an empty array, signed as a real send is, and say what to fix if it is refused."""

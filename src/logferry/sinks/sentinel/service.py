@@ -19,7 +19,7 @@ import aiohttp
 from logferry.auth.entra import EntraTokenProvider
 from logferry.config.entra import entra_provider
 from logferry.core.errors import AuthError, ConfigError
-from logferry.core.sink import Action, BatchLimits, CheckResult, Resolution
+from logferry.core.sink import BatchLimits, CheckResult, Resolution
 from logferry.core.types import Record
 from logferry.net.http import is_loopback
 from logferry.observe.metrics import Metrics
@@ -92,16 +92,7 @@ class SentinelSink:
             return Resolution.retry(clip(str(exc)))
         except (aiohttp.ClientError, TimeoutError) as exc:
             return request_failed(exc)
-        resolution = resolve(resp, len(lines))
-        if resolution.action is not Action.DELIVERED:
-            self._log.debug(
-                "sink %s: %d line(s) -> %s: %s",
-                self.name,
-                len(lines),
-                resolution.action.value,
-                resolution.reason,
-            )
-        return resolution
+        return resolve(resp, len(lines))
 
     async def healthcheck(self) -> CheckResult:
         """POST an empty array, as a real send would, and say what to fix if it fails."""

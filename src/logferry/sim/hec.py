@@ -1,4 +1,4 @@
-"""Splunk HTTP Event Collector simulator, plus a generic JSON ``/ingest`` endpoint for the ``http`` sink.
+"""Splunk HTTP Event Collector simulator, plus a generic JSON ``POST /ingest`` endpoint for the ``http`` sink.
 
 HEC, as Splunk documents and clients observe it:
 
@@ -13,19 +13,23 @@ HEC, as Splunk documents and clients observe it:
   true ``ack_delay_secs`` after the request and is forgotten once reported true. ``POST
   /sim/restart`` plays an indexer restart: events not yet acknowledged are lost and their acks stay
   false forever, so a client must resend after its ack timeout.
-* ``GET /services/collector/health`` → 200 ``{"text":"HEC is healthy","code":17}``, 400 for a bad
-  token. ``/sim/outage`` and 503 fault rules answer every HEC route with 503 code 9 "Server is busy".
+* ``GET /services/collector/health`` → 200 ``{"text":"HEC is healthy","code":17}`` whatever the
+  token: splunkd does not check it there (vectordotdev/vector#12098). A client checks its token by
+  POSTing an empty body to the event endpoint: 400 code 5 "No data" when the token is accepted.
+  ``/sim/outage`` and 503 fault rules answer every HEC route with 503 code 9 "Server is busy".
 
 Error bodies are ``{"text", "code"}`` with Splunk's codes: 1 token disabled (403), 2 token required
 (401), 3 invalid authorization (401), 4 invalid token (403), 5 no data (400), 6 invalid data format
 (400), 7 incorrect index (400), 8 internal error (500), 9 server busy (503), 10 data channel missing
 (400), 11 invalid data channel (400), 12 event field required (400), 13 event field blank (400), 14
 ACK disabled (400), 15 error in handling indexed fields (400), 16 query string authorization not
-enabled (400); event errors add ``"invalid-event-number"``. (Tokens cannot be disabled here, so
-code 1 only comes from a fault rule's ``body``.) Choices where Splunk's behaviour is
-unconfirmed: a request with one bad event stores none of its events (splunkd may index the events
-before it); a body over ``max_content_bytes`` answers 413 ``{"text": "Content too large"}`` (Splunk's
-exact body is unconfirmed); a non-numeric ``time`` is code 15.
+enabled (400); event errors add ``"invalid-event-number"``, counting from 0. As splunkd does
+(moby/moby#35862), the events before the first bad one are indexed and none after it; with
+acknowledgement on they are stored at once, without an ackId (unconfirmed for splunkd). (Tokens
+cannot be disabled here, so code 1 only comes from a fault rule's ``body``.) Choices where Splunk's
+behaviour is unconfirmed: a body over ``max_content_bytes`` answers 413 ``{"text": "Content too
+large"}`` (Splunk's exact body is unconfirmed); a non-numeric ``time`` is code 15; an index refused
+for an event is code 7 with that event's number.
 
 ``POST /ingest`` takes a JSON array or NDJSON (``Content-Type: application/x-ndjson``), gzip or not,
 authenticated by Basic, Bearer or an API-key header (any one configured credential), and answers
@@ -123,7 +127,6 @@ class HecSim(SimServer[HecOptions]):
         self.channels: dict[str, _Channel] = {}
         self.bytes_received = 0
         self.gzip_requests = 0
-        self.ingest_methods: Counter[str] = Counter()
         self.restarts = 0
 
     @property
@@ -146,7 +149,6 @@ class HecSim(SimServer[HecOptions]):
             "channels": len(self.channels),
             "bytes_received": self.bytes_received,
             "gzip_requests": self.gzip_requests,
-            "ingest_methods": dict(self.ingest_methods),
             "restarts": self.restarts,
         }
 
@@ -164,20 +166,23 @@ class HecSim(SimServer[HecOptions]):
         app.router.add_post("/services/collector/ack", self._ack)
         app.router.add_get("/services/collector/health", self._health)
         app.router.add_post("/ingest", self._ingest)
-        app.router.add_put("/ingest", self._ingest)
         app.router.add_get("/sim/events", self._read_events)
         app.router.add_post("/sim/restart", self._restart)
 
     # --- HEC -----------------------------------------------------------------------------------
 
     async def _event(self, request: web.Request) -> web.Response:
+        events: list[dict[str, Any]] = []
         try:
             allowed = self._token(request)
             channel = self._channel(request, required=self.options.ack)
-            events = [
-                self._envelope(e, i, allowed) for i, e in enumerate(_split_events(await self._body(request)))
-            ]
+            values, unreadable = _split_events(await self._body(request))
+            for i, value in enumerate(values):
+                events.append(self._envelope(value, i, allowed))
+            if unreadable is not None:
+                raise unreadable
         except _Refused as exc:
+            self._store(events)  # splunkd keeps the events before the first bad one
             return exc.response()
         return self._accept(events, channel)
 
@@ -221,11 +226,6 @@ class HecSim(SimServer[HecOptions]):
         return json_response({"acks": answer})
 
     async def _health(self, request: web.Request) -> web.Response:
-        if "Authorization" in request.headers:
-            try:
-                self._token(request)
-            except _Refused:
-                return json_response({"text": "Invalid HEC token", "code": 4}, 400)
         return json_response({"text": "HEC is healthy", "code": 17})
 
     def _accept(self, events: list[dict[str, Any]], channel: str | None) -> web.Response:
@@ -349,7 +349,6 @@ class HecSim(SimServer[HecOptions]):
         if any(isinstance(r, dict) and REJECT_KEY in r for r in records):
             return json_response({"error": "a record was rejected (sim_reject)"}, 400)
         self._store([{"index": INGEST_INDEX, "event": r} for r in records])
-        self.ingest_methods[request.method] += 1
         return json_response({"accepted": len(records)})
 
     def _ingest_authorized(self, request: web.Request) -> bool:
@@ -383,10 +382,11 @@ def _parse_tokens(spec: str) -> dict[str, frozenset[str]]:
     return tokens
 
 
-def _split_events(body: bytes) -> list[Any]:
-    """The JSON values of a HEC body: objects one after another, with or without whitespace between."""
+def _split_events(body: bytes) -> tuple[list[Any], _Refused | None]:
+    """The JSON values of a HEC body (objects one after another, with or without whitespace between),
+    and the refusal of the first unreadable one, if any: those before it still count."""
     try:  # the common case, one event per line, at orjson speed
-        return [orjson.loads(line) for line in body.splitlines() if line.strip()]
+        return [orjson.loads(line) for line in body.splitlines() if line.strip()], None
     except orjson.JSONDecodeError:
         pass
     decoder = json.JSONDecoder()
@@ -397,11 +397,11 @@ def _split_events(body: bytes) -> list[Any]:
         while pos < len(text) and text[pos].isspace():
             pos += 1
         if pos == len(text):
-            return out
+            return out, None
         try:
             value, pos = decoder.raw_decode(text, pos)
         except json.JSONDecodeError:
-            raise _Refused(400, 6, "Invalid data format", len(out)) from None
+            return out, _Refused(400, 6, "Invalid data format", len(out))
         out.append(value)
 
 

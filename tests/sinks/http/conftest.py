@@ -1,4 +1,4 @@
-"""Fixtures for the HTTP and Splunk HEC sink tests: the HEC simulator and sinks built from config."""
+"""Fixtures for the HTTP and Splunk HEC sink tests: the HEC simulator, a plain web server and sinks."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
-import logferry.sinks.http  # noqa: F401  (registers the http and splunk_hec types)
 from logferry.config.base import BuildContext
 from logferry.config.loader import parse_config
 from logferry.core.sink import Sink
@@ -18,6 +18,7 @@ from logferry.observe.metrics import Metrics
 from logferry.sim.hec import HecSim
 
 StartHec = Callable[..., Awaitable[HecSim]]
+WEB_PAGE = b"<html><body>Welcome to nginx!</body></html>"
 
 
 @pytest.fixture
@@ -36,8 +37,31 @@ async def start_hec() -> AsyncIterator[StartHec]:
         await sim.stop()
 
 
+@pytest.fixture
+async def web_server() -> AsyncIterator[str]:
+    """The URL of a web server that answers 200 with an HTML page on every path and method.
+
+    What a sink meets when its URL points at the wrong port, Splunk Web, or a proxy's landing page.
+    """
+
+    async def page(request: web.Request) -> web.Response:
+        await request.read()
+        return web.Response(body=WEB_PAGE, content_type="text/html")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", page)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    await runner.cleanup()
+
+
 @asynccontextmanager
-async def built_sink(entry: dict[str, Any], tmp_path: Path) -> AsyncIterator[Sink]:
+async def built_sink(
+    entry: dict[str, Any], tmp_path: Path, metrics: Metrics | None = None
+) -> AsyncIterator[Sink]:
     """The sink of config entry ``entry`` (without ``inputs``), built and started as the service would."""
     config = {
         "sources": {
@@ -50,7 +74,7 @@ async def built_sink(entry: dict[str, Any], tmp_path: Path) -> AsyncIterator[Sin
         },
         "sinks": {"dst": {**entry, "inputs": ["src"]}},
     }
-    ctx = BuildContext(data_dir=tmp_path, metrics=Metrics())
+    ctx = BuildContext(data_dir=tmp_path, metrics=metrics or Metrics())
     sink = parse_config(config, tmp_path).sinks["dst"].build("dst", ctx)
     await sink.start()
     try:

@@ -13,6 +13,7 @@ from logferry.core.errors import ConfigError
 from logferry.core.sink import Action
 from logferry.net.retry import Backoff
 from logferry.observe.metrics import Metrics
+from logferry.observe.redact import redact
 from logferry.sim.hec import INGEST_INDEX, HecSim
 from logferry.sim.peers import free_port
 from tests.conformance.sink import SinkCase, SinkConformance
@@ -136,19 +137,24 @@ async def test_busy_collector_is_retried_after_its_retry_after(sim: HecSim, tmp_
     assert len(await stored(sim, INGEST_INDEX)) == 1
 
 
+@pytest.mark.parametrize(
+    ("status", "advice"), [(405, "method not allowed: check the URL"), (415, "content type")]
+)
+async def test_a_collector_refusing_the_method_or_encoding_keeps_the_data(
+    sim: HecSim, tmp_path: Path, status: int, advice: str
+) -> None:
+    await harness(sim, "POST", "/sim/faults", [{"path": "/ingest", "status": status}])
+    async with built_sink(http_entry(sim), tmp_path) as sink:
+        result = await sink.send(sink.encode([{"n": i} for i in range(100)]))
+    assert (result.action, result.status) == (Action.RETRY, status) and advice in result.reason
+
+
 async def test_gzip_bodies_arrive_intact(sim: HecSim, tmp_path: Path) -> None:
     records = mesh_records(300)
     async with built_sink(http_entry(sim, compression="gzip", gzip_level=6), tmp_path) as sink:
         assert (await sink.send(sink.encode(records))).action is Action.DELIVERED
     assert sim.stats()["gzip_requests"] == 1
     assert [e["event"] for e in await stored(sim, INGEST_INDEX)] == records
-
-
-async def test_put_is_sent_when_configured(sim: HecSim, tmp_path: Path) -> None:
-    async with built_sink(http_entry(sim, method="PUT"), tmp_path) as sink:
-        assert (await sink.send(sink.encode([{"n": 1}, {"n": 2}]))).action is Action.DELIVERED
-    assert sim.stats()["ingest_methods"] == {"PUT": 1}
-    assert [e["event"] for e in await stored(sim, INGEST_INDEX)] == [{"n": 1}, {"n": 2}]
 
 
 async def test_extra_headers_and_success_statuses(sim: HecSim, tmp_path: Path) -> None:
@@ -181,6 +187,12 @@ async def test_unreachable_collector_is_retried(tmp_path: Path) -> None:
             "sinks.dst.auth.token: a secret must not be written inline",
         ),
         ({"headers": {"Authorization": "Bearer x"}}, "use auth for credentials"),
+        (
+            {"headers": {"X-Tenant": "acme\r\n"}},
+            "X-Tenant contains a control character (a trailing newline?)",
+        ),
+        ({"url": "http://logferry:pw@127.0.0.1:9/ingest"}, "sinks.dst.url: url must not contain credentials"),
+        ({"method": "PUT"}, "sinks.dst.method: unknown key"),
         ({"success_statuses": [200, 302]}, "only 2xx"),
         ({"format": "xml"}, "sinks.dst.format"),
     ],
@@ -192,3 +204,49 @@ async def test_bad_config_names_the_field(
         async with built_sink(http_entry(sim, **override), tmp_path):
             pass
     assert any(problem in p for p in exc.value.problems), exc.value.problems
+
+
+@pytest.mark.parametrize("style", sorted(AUTHS))
+async def test_a_secret_with_a_trailing_newline_is_refused_naming_the_field(
+    sim: HecSim, tmp_path: Path, style: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A Kubernetes secret or an env file often ends in a newline; in a header it fails every request.
+    monkeypatch.setenv("HTTP_TEST_SECRET", SECRETS[style] + "\n")
+    field = {"basic": "password", "bearer": "token", "header": "value"}[style]
+    with pytest.raises(ConfigError) as exc:
+        async with built_sink(http_entry(sim, auth=AUTHS[style]), tmp_path):
+            pass
+    assert exc.value.problems == [
+        f"sinks.dst.auth.{field}: {field} contains a control character (a trailing newline?): "
+        "remove it from the value"
+    ]
+
+
+async def test_a_secret_header_with_a_newline_is_refused(sim: HecSim, tmp_path: Path) -> None:
+    entry = http_entry(sim, headers={"X-Collector-Key": secret_ref("HTTP_TEST_HEADER_NL", "k3y-value\n")})
+    with pytest.raises(ConfigError) as exc:
+        async with built_sink(entry, tmp_path):
+            pass
+    assert any("X-Collector-Key contains a control character" in p for p in exc.value.problems)
+    assert "k3y-value" not in str(exc.value.problems)
+
+
+async def test_messages_show_no_query_and_a_url_by_reference_only_its_origin(
+    sim: HecSim, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HTTP_TEST_SECRET", "wrong-bearer-token")
+    bearer = AUTHS["bearer"]
+    async with built_sink(
+        http_entry(sim, url=f"{sim.url}/ingest?key=K3yInTheQuery", auth=bearer), tmp_path
+    ) as sink:
+        check = await sink.healthcheck()
+    assert not check.ok and check.message.startswith(f"{sim.url}/ingest: credentials refused")
+    assert "K3yInTheQuery" not in check.message
+    # A collector URL that carries its key in the path (Sumo Logic's HTTP source), given by reference.
+    secret_url = f"{sim.url}/receiver/v1/http/ZaVnC4dhaV2ZZ0fZ1vKHkQ0vFq0u"
+    entry = http_entry(sim, url=secret_ref("HTTP_TEST_URL", secret_url), auth=bearer)
+    async with built_sink(entry, tmp_path) as sink:
+        check = await sink.healthcheck()
+    assert not check.ok and check.message.startswith(f"{sim.url}: not found")
+    assert "ZaVnC4" not in check.message
+    assert redact(f"POST {secret_url} failed") == "POST *** failed"

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import logging
 import time
+from collections import Counter
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -132,6 +133,13 @@ async def test_envelopes_carry_metadata_time_and_indexed_fields(sim: HecSim, tmp
         ("2023-11-14T22:13:20Z", 1700000000.0),
         ("2023-11-14T23:13:20+01:00", 1700000000.0),
         ("2023-11-14T22:13:20", 1700000000.0),
+        (99_999_999_999, 99_999_999_999.0),  # the largest value read as seconds (year 5138)
+        (100_000_000_000, 100_000_000.0),  # the smallest read as milliseconds
+        (1700000000123456, 1700000000.123),  # microseconds
+        ("1700000000123456", 1700000000.123),
+        (1700000000123456789, 1700000000.123),  # nanoseconds
+        ("1700000000123456789", 1700000000.123),
+        (1e20, None),  # beyond nanoseconds: not a time
         ("yesterday", None),
         (True, None),
         (-5, None),
@@ -150,15 +158,26 @@ def test_lines_are_single_json_objects() -> None:
     assert orjson.loads(line)["event"]["text"] == "a\nb"
 
 
-async def test_ack_waits_until_the_events_are_indexed(start_hec: StartHec, tmp_path: Path) -> None:
+async def test_ack_waits_until_the_events_are_indexed_and_polls_are_counted_apart(
+    start_hec: StartHec, tmp_path: Path
+) -> None:
     sim = await start_hec(tls=False, ack=True, ack_delay_secs=0.3)
-    async with built_sink(hec_entry(sim, ack=True, ack_poll_interval_secs=0.05), tmp_path) as sink:
+    metrics = Metrics()
+    async with built_sink(hec_entry(sim, ack=True, ack_poll_interval_secs=0.05), tmp_path, metrics) as sink:
         t0 = time.monotonic()
         result = await sink.send(sink.encode([{"n": 1}, {"n": 2}]))
         took = time.monotonic() - t0
     assert result.action is Action.DELIVERED, result.reason
     assert took >= 0.3
     assert len(await stored(sim)) == 2
+    requests = {
+        (s.labels["component"], s.labels["status"]): s.value
+        for m in metrics.http_requests.collect()
+        for s in m.samples
+        if s.name.endswith("_total")
+    }
+    # One data request; the polls are the ack component's, so request rates stay meaningful.
+    assert requests[("dst", "200")] == 1 and requests[("dst:ack", "200")] >= 2
 
 
 async def test_events_lost_in_a_restart_are_sent_again_after_the_ack_timeout(
@@ -201,16 +220,68 @@ async def test_server_busy_is_retried_after_its_retry_after(sim: HecSim, tmp_pat
         assert (await sink.send(lines)).action is Action.DELIVERED
 
 
-async def test_one_bad_event_is_split_out_and_dead_lettered(sim: HecSim, tmp_path: Path) -> None:
-    records: list[dict[str, Any]] = [{"n": i} for i in range(8)]
-    records[2] = {"n": 2, "sim_reject": True}
+@pytest.mark.parametrize("bad", [0, 2, 999])
+async def test_the_event_hec_names_is_dead_lettered_and_only_those_after_it_resent(
+    sim: HecSim, tmp_path: Path, bad: int
+) -> None:
+    # HEC indexes the events before invalid-event-number and none after it: halving the request
+    # would index those before it again.
+    records: list[dict[str, Any]] = [{"n": i} for i in range(1000)]
+    records[bad] = {"n": bad, "sim_reject": True}
     async with built_sink(hec_entry(sim, compression="gzip"), tmp_path) as sink:
         loop = DeliveryLoop("dst", sink, None, Metrics(), 1.0, on_freed=None)  # type: ignore[arg-type]
         rejected = await loop._deliver(sink.encode(records), Backoff(initial_secs=0.01, max_secs=0.01))
     assert rejected is not None and [(r, b"sim_reject" in line) for r, line in rejected] == [
-        ("HTTP 400 HEC code 6: Invalid data format (event 0 of the request)", True)
+        (f"HTTP 400 HEC code 6: Invalid data format (event {bad} of the request, counting from 0)", True)
     ]
-    assert sorted(e["event"]["n"] for e in await stored(sim)) == [0, 1, 3, 4, 5, 6, 7]
+    copies = Counter(e["event"]["n"] for e in await stored(sim))
+    assert sorted(copies) == [n for n in range(1000) if n != bad] and set(copies.values()) == {1}
+    assert sim.stats()["requests"] == ({"400": 1, "200": 1} if bad < 999 else {"400": 1})
+
+
+async def test_a_400_without_an_event_number_halves_the_request(sim: HecSim, tmp_path: Path) -> None:
+    rule = {
+        "path": "/services/collector/event",
+        "status": 400,
+        "body": {"text": "Invalid data format", "code": 6},
+    }
+    await harness(sim, "POST", "/sim/faults", [rule])
+    async with built_sink(hec_entry(sim), tmp_path) as sink:
+        result = await sink.send(sink.encode([{"n": i} for i in range(4)]))
+    assert (result.action, result.status, result.index) == (Action.SPLIT, 400, None)
+
+
+@pytest.mark.parametrize("ack", [False, True])
+async def test_a_200_that_is_not_from_hec_keeps_the_data(web_server: str, tmp_path: Path, ack: bool) -> None:
+    # A web server, Splunk Web or a proxy page on the configured port also answers 200.
+    entry = {"type": "splunk_hec", "url": web_server, "token": secret_ref("HEC_TEST_TOKEN", DEFAULT_TOKEN)}
+    async with built_sink({**entry, "ack": ack}, tmp_path) as sink:
+        result = await sink.send(sink.encode([{"n": 1}]))
+        check = await sink.healthcheck()
+    assert (result.action, result.status) == (Action.RETRY, 200)
+    assert result.reason == f"answer is not from Splunk HEC: check url (HTTP 200 from {web_server})"
+    assert not check.ok and check.message == result.reason
+
+
+async def test_a_200_with_other_json_keeps_the_data(sim: HecSim, tmp_path: Path) -> None:
+    rule = {"path": "/services/collector/event", "status": 200, "body": {"accepted": 1}}
+    await harness(sim, "POST", "/sim/faults", [rule])
+    async with built_sink(hec_entry(sim), tmp_path) as sink:
+        lines = sink.encode([{"n": 1}])
+        result = await sink.send(lines)
+        assert result.action is Action.RETRY and "answer is not from Splunk HEC" in result.reason
+        assert (await sink.send(lines)).action is Action.DELIVERED
+    assert len(await stored(sim)) == 1
+
+
+async def test_check_proves_the_token_and_the_queues(sim: HecSim, tmp_path: Path) -> None:
+    async with built_sink(hec_entry(sim), tmp_path) as sink:
+        check = await sink.healthcheck()
+        assert check.ok and check.message == f"HEC at {sim.url} accepts the token and is healthy"
+        await harness(sim, "POST", "/sim/outage", {"seconds": 60, "status": 503})
+        busy = await sink.healthcheck()
+    assert not busy.ok and "Server is busy" in busy.message
+    assert await stored(sim) == []
 
 
 async def test_an_index_the_token_may_not_use_keeps_the_data_and_says_why(
@@ -250,6 +321,14 @@ async def test_a_token_echoed_in_an_error_body_is_redacted(sim: HecSim, tmp_path
     ("override", "problem"),
     [
         (
+            {"url": "https://u:p4ss@splunk.example.com:8088"},
+            "sinks.dst.url: url must not contain credentials",
+        ),
+        ({"url": "https://splunk.example.com:8088?x=1"}, "remove the ?query"),
+        ({"id_field": "_id"}, "sinks.dst.id_field: id_field: '_id' is not a field name Splunk indexes"),
+        ({"id_field": "a b"}, "sinks.dst.id_field"),
+        ({"fields": {"x": "a"}, "id_field": "x"}, "'x' is also a key of fields"),
+        (
             {"url": "https://splunk.example.com:8088/services/collector/event"},
             "use https://splunk.example.com:8088",
         ),
@@ -267,3 +346,15 @@ async def test_bad_config_names_the_field(
         async with built_sink({**hec_entry(sim), **override}, tmp_path):
             pass
     assert any(problem in p for p in exc.value.problems), exc.value.problems
+
+
+async def test_a_token_with_a_trailing_newline_is_refused_naming_the_field(
+    sim: HecSim, tmp_path: Path
+) -> None:
+    entry = hec_entry(sim, DEFAULT_TOKEN + "\n")
+    with pytest.raises(ConfigError) as exc:
+        async with built_sink(entry, tmp_path):
+            pass
+    assert exc.value.problems == [
+        "sinks.dst.token: token contains a control character (a trailing newline?): remove it from the value"
+    ]

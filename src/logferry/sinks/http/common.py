@@ -1,8 +1,8 @@
 """Options every HTTP-collector sink (``http``, ``splunk_hec``) shares, and the request body they build.
 
-Bodies are framed by the sink's :class:`BatchLimits` and gzipped with ISA-L through the Sentinel
-sink's :class:`BodyEncoder` (one compressor for every HTTP sink); ``max_bytes`` counts the
-uncompressed body, so a gzip body is always smaller than the cap.
+Bodies are framed by the sink's :class:`BatchLimits` and gzipped with ISA-L through
+:class:`logferry.sinks.bodies.BodyEncoder` (one compressor for every HTTP sink); ``max_bytes`` counts
+the uncompressed body, so a gzip body is always smaller than the cap.
 
 The ``url`` is checked here for what both sinks refuse: credentials in it (``user:pass@``, which
 would be printed by ``logferry check`` and clash with the sink's own ``Authorization``), and it may

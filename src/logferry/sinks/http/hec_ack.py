@@ -6,7 +6,8 @@ channel answers ``{"acks": {"id": true}}``. Polls start 50 ms after the request 
 ``poll_max_secs``. An ack that is still false at ``timeout_secs`` (an indexer restarted and lost the
 events, or the cluster is stuck) makes the whole request retry: Splunk may then hold it twice,
 which the sink's ``id_field`` lets a search remove. Failed polls keep polling until the deadline,
-since the request itself may well have been indexed.
+since the request itself may well have been indexed. Polls go through a poster of their own (its
+metrics component is ``<sink>:ack``), so they are not counted as data requests.
 """
 
 from __future__ import annotations
@@ -29,19 +30,17 @@ _FIRST_POLL_SECS = 0.05
 
 
 class AckWaiter:
-    """Polls one channel's ack endpoint until an ack id is true or the time is up."""
+    """Polls one channel's ack endpoint (``poster``'s URL) until an ack id is true or the time is up."""
 
     def __init__(
         self,
         poster: Poster,
-        url: str,
         headers: Mapping[str, Any],
         *,
         poll_max_secs: float,
         timeout_secs: float,
     ) -> None:
         self._poster = poster
-        self._url = url
         self._headers = headers
         self._poll_max = poll_max_secs
         self._timeout = timeout_secs
@@ -54,7 +53,7 @@ class AckWaiter:
         while True:
             await asyncio.sleep(max(0.0, min(delay, deadline - time.monotonic())))
             try:
-                resp = await self._poster.post(body, self._headers, url=self._url)
+                resp = await self._poster.post(body, self._headers)
             except (aiohttp.ClientError, TimeoutError) as exc:
                 last = f"ack poll failed: {type(exc).__name__}: {exc}"
             else:

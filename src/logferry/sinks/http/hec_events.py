@@ -4,8 +4,8 @@ An envelope is ``{"time": epoch seconds, "host", "source", "sourcetype", "index"
 "fields": {...}}``. The record is serialised once and spliced into the envelope as bytes, so the
 optional dedupe id (a SHA-1 of exactly those bytes) costs a hash, not a second ``dumps``; the
 metadata part is serialised once per sink. HEC wants ``time`` as epoch seconds: a record's time
-field may hold epoch seconds or milliseconds (numbers or numeric text) or ISO-8601 text; anything
-else, or no time field, stamps the commit time.
+field may hold epoch seconds, milliseconds, microseconds or nanoseconds (numbers or numeric text,
+told apart by magnitude) or ISO-8601 text; anything else, or no time field, stamps the commit time.
 """
 
 from __future__ import annotations
@@ -25,8 +25,9 @@ from logferry.sinks.sentinel.encoder import RecordEncoder
 
 __all__ = ["EventEncoder", "epoch_secs"]
 
-#: Epoch values above this are milliseconds: as seconds they would be after the year 5000.
-_MS_THRESHOLD = 1e11
+#: (upper bound, divisor): an epoch value below 1e11 is seconds (1e11 s is the year 5138), below 1e14
+#: milliseconds, below 1e17 microseconds, below 1e20 nanoseconds. Larger ones are not times.
+_UNITS = ((1e11, 1.0), (1e14, 1e3), (1e17, 1e6), (1e20, 1e9))
 
 
 def epoch_secs(value: Any) -> float | None:
@@ -46,7 +47,10 @@ def epoch_secs(value: Any) -> float | None:
         return None
     if not math.isfinite(number) or number < 0:
         return None
-    return round(number / 1000.0 if number > _MS_THRESHOLD else number, 3)
+    for bound, divisor in _UNITS:
+        if number < bound:
+            return round(number / divisor, 3)
+    return None
 
 
 def _iso_secs(text: str) -> float | None:

@@ -1,15 +1,22 @@
 """One request to Splunk HEC per ``send``, its answer as a ``Resolution``, and the healthcheck.
 
-HEC answers ``{"text", "code"}``; the HTTP status says most of it and ``http_post.classify`` handles
-that: 200 delivers, 400 halves the batch until the bad event is dead-lettered (6 invalid data
-format, 12/13 event missing or blank, 15 indexed fields), 401/403 keep the data and retry with
-"check token", 503 (9, server busy) retries honouring Retry-After. A few 400 codes mean a
-configuration mistake rather than a bad event (7 incorrect index, 10/11 channel, 14 ACK disabled):
-those retry with the fix, because halving would dead-letter every record of a healthy stream.
+HEC answers ``{"text", "code"}``. A 200 delivers only when its body is HEC's ``"code": 0``: a web
+server, proxy or Splunk Web page on the configured URL answers 200 too, and counting that as
+delivered would drop the data. A 400 naming ``invalid-event-number`` k (6 invalid data format, 12/13
+event missing or blank, 15 indexed fields) means HEC indexed events 0..k-1 and none after k
+(moby/moby#35862), so line k is dead-lettered and the rest resent; halving would index the events
+before k again. A 400 without it halves the batch (``http_post.classify``), 401/403 keep the data
+and retry with "check token", 503 (9, server busy) retries honouring Retry-After. A few 400 codes
+mean a configuration mistake rather than a bad event (7 incorrect index, 10/11 channel, 14 ACK
+disabled): those retry with the fix, because dead-lettering would empty a healthy stream.
 
 Every request carries one ``X-Splunk-Request-Channel`` per sink, so a token with indexer
 acknowledgement on works whether or not ``ack`` is set; with ``ack`` the answer's ``ackId`` is
 polled (``hec_ack``) before the request counts as delivered.
+
+The healthcheck cannot rely on ``/services/collector/health`` alone: Splunk does not check the token
+there (vectordotdev/vector#12098). It POSTs an empty body to the event endpoint first, which HEC
+answers 400 code 5 "No data" for an accepted token and 401/403 for a refused one.
 """
 
 from __future__ import annotations
@@ -26,7 +33,7 @@ from logferry.core.types import Record
 from logferry.observe.metrics import Metrics
 from logferry.sinks.http.hec import SplunkHecConfig
 from logferry.sinks.http.hec_ack import AckWaiter
-from logferry.sinks.http.hec_answers import ack_id, hec_code, hec_error_text
+from logferry.sinks.http.hec_answers import ack_id, hec_code, hec_error_text, invalid_event
 from logferry.sinks.http.hec_events import EventEncoder
 from logferry.sinks.http_post import ApiResponse, Poster, classify, clip, request_failed
 
@@ -44,6 +51,8 @@ CONFIG_CODES = {
     11: "invalid data channel (HEC code 11): the channel was refused; check for a proxy rewriting headers",
     14: "ACK is disabled (HEC code 14): turn on indexer acknowledgement for the token, or set ack: false",
 }
+#: HEC's codes for "no data" (the token check's expected answer) and "healthy" (/services/collector/health).
+NO_DATA, HEALTHY = 5, 17
 
 
 class HecSink:
@@ -80,13 +89,11 @@ class HecSink:
         self._bodies = config.body_encoder(self.limits)
         self._session = session
         self._log = logger or logging.getLogger(f"logferry.sink.{name}")
-        self._poster = Poster(
-            name,
-            session,
-            f"{config.url}/services/collector/event",
-            timeout_secs=config.timeout_secs,
-            metrics=metrics,
-        )
+        self._where = config.shown_url()
+        event_url = f"{config.url}/services/collector/event"
+        self._poster = Poster(name, session, event_url, timeout_secs=config.timeout_secs, metrics=metrics)
+        # The healthcheck's empty request is not a data request: no metrics.
+        self._checker = Poster(name, session, event_url, timeout_secs=config.timeout_secs)
         self._headers: dict[str, Any] = {
             "Authorization": f"Splunk {config.token.reveal()}",
             "Content-Type": "application/json",
@@ -95,9 +102,15 @@ class HecSink:
         self._data_headers = dict(self._headers)
         if self._bodies.content_encoding is not None:
             self._data_headers["Content-Encoding"] = self._bodies.content_encoding
-        self._acks = AckWaiter(
-            self._poster,
+        ack_poster = Poster(
+            f"{name}:ack",
+            session,
             f"{config.url}/services/collector/ack",
+            timeout_secs=config.timeout_secs,
+            metrics=metrics,
+        )
+        self._acks = AckWaiter(
+            ack_poster,
             self._headers,
             poll_max_secs=config.ack_poll_interval_secs,
             timeout_secs=config.ack_timeout_secs,
@@ -122,43 +135,64 @@ class HecSink:
         resolution = self._classify(resp, len(lines))
         if resolution.action is Action.DELIVERED and self.config.ack:
             resolution = await self._confirm(resp)
-        if resolution.action is not Action.DELIVERED:
-            self._log.debug(
-                "sink %s: %d line(s) -> %s: %s",
-                self.name,
-                len(lines),
-                resolution.action.value,
-                resolution.reason,
-            )
         return resolution
 
     async def healthcheck(self) -> CheckResult:
-        """Ask ``/services/collector/health`` with the token: it checks the token and HEC's queues."""
-        url = f"{self.config.url}/services/collector/health"
+        """Whether HEC accepts the token (an empty event request) and is healthy (``/health``)."""
         try:
+            token = await self._checker.post(b"", self._headers)
             async with self._session.get(
-                url,
-                headers={"Authorization": self._headers["Authorization"]},
+                f"{self.config.url}/services/collector/health",
                 timeout=aiohttp.ClientTimeout(total=self.config.timeout_secs),
                 allow_redirects=False,
             ) as r:
-                resp = ApiResponse(r.status, r.headers, await r.read())
+                health = ApiResponse(r.status, r.headers, await r.read())
         except (aiohttp.ClientError, TimeoutError) as exc:
-            return CheckResult(False, clip(f"cannot reach {self.config.url}: {type(exc).__name__}: {exc}"))
-        if resp.status == 200:
-            return CheckResult(True, f"HEC at {self.config.url} is healthy and accepts the token")
-        if resp.status in (400, 401, 403):
-            return CheckResult(False, HINTS[403])
+            return CheckResult(False, clip(f"cannot reach {self._where}: {type(exc).__name__}: {exc}"))
+        problem = self._token_problem(token) or self._health_problem(health)
+        if problem is not None:
+            return CheckResult(False, problem)
+        return CheckResult(True, f"HEC at {self._where} accepts the token and is healthy")
+
+    def _token_problem(self, resp: ApiResponse) -> str | None:
+        code = hec_code(resp)
+        if resp.status == 400 and code == NO_DATA:
+            return None
+        if resp.status in HINTS:
+            return HINTS[resp.status]
+        if code is None and resp.status < 500:
+            return self._not_hec(resp.status)
+        if resp.status == 400 and code in CONFIG_CODES:
+            return CONFIG_CODES[code].format(index=self.config.index or "(token default)")
+        return hec_error_text(resp)
+
+    def _health_problem(self, resp: ApiResponse) -> str | None:
+        code = hec_code(resp)
+        if resp.status == 200 and code == HEALTHY:
+            return None
+        if code is None and resp.status < 500:  # a 5xx may be a load balancer's with HEC down behind it
+            return self._not_hec(resp.status)
         if resp.status == 503:
-            return CheckResult(False, "HEC is unhealthy (HTTP 503): its queues are full; check the indexers")
-        return CheckResult(False, hec_error_text(resp))
+            return clip(f"HEC is unhealthy ({hec_error_text(resp)}): check the indexers and their queues")
+        return hec_error_text(resp)
+
+    def _not_hec(self, status: int) -> str:
+        return f"answer is not from Splunk HEC: check url (HTTP {status} from {self._where})"
 
     def _classify(self, resp: ApiResponse, lines: int) -> Resolution:
-        if resp.status == 400:
-            hint = CONFIG_CODES.get(hec_code(resp) or -1)
+        code = hec_code(resp)
+        if resp.status == 200:
+            if code == 0:
+                return Resolution.delivered(200)
+            return Resolution.retry(self._not_hec(200), status=200)
+        if resp.status == 400 and code is not None:
+            hint = CONFIG_CODES.get(code)
             if hint is not None:
                 return Resolution.retry(hint.format(index=self.config.index or "(token default)"), status=400)
-        return classify(resp, lines, ok=(200,), hints=HINTS, error_text=hec_error_text)
+            bad = invalid_event(resp)
+            if bad is not None and 0 <= bad < lines:
+                return Resolution.reject_one(bad, hec_error_text(resp), status=400)
+        return classify(resp, lines, ok=(), hints=HINTS, error_text=hec_error_text)
 
     async def _confirm(self, resp: ApiResponse) -> Resolution:
         ack = ack_id(resp)

@@ -9,7 +9,10 @@ same port). With ``tls`` both listeners use the simulators' self-signed certific
 Like the beats input (logstash-input-beats ``BeatsParser``/``BeatsHandler``), a window is processed
 once all its events have arrived and is then ACKed with its highest sequence number; ``A 0`` is sent
 as a keepalive while a window is still being processed; bytes that are not v2 framing, and data
-that is not a JSON object, close the connection. Options add what a busy or broken Logstash does:
+that is not a JSON object, close the connection; and, as the beats input does with its default
+``plain`` codec, ``message`` (or ``line`` when ``message`` is missing or null) is taken out of
+each event and put back as ``message`` in text form (see :func:`as_beats_input_keeps`).
+Options add what a busy or broken Logstash does:
 partial ACKs, slow processing, no ACK at all, a connection dropped mid-window. An event counts as
 received once processed; with partial ACKs, once ACKed::
 
@@ -25,6 +28,7 @@ import asyncio
 import contextlib
 import dataclasses
 import ssl
+import typing
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,7 +42,7 @@ from .registry import register
 from .server import SimOptions, SimServer, json_response, read_json
 from .tls import shared_server_certificate
 
-__all__ = ["BeatsOptions", "BeatsSim"]
+__all__ = ["BeatsOptions", "BeatsSim", "as_beats_input_keeps"]
 
 _READ_BYTES = 256 * 1024
 
@@ -55,6 +59,30 @@ class BeatsOptions(SimOptions):
     cut_after_events: int = opt(1, "events of a cut window read (and partially ACKed) before closing")
     require_client_cert: bool = opt(False, "with --tls: demand a client certificate signed by client_ca_file")
     client_ca_file: str | None = opt(None, "PEM bundle that signs the client certificates accepted")
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        # POST /sim/beats/behaviour passes JSON values straight through: check what they are.
+        for name, hint in typing.get_type_hints(BeatsOptions).items():
+            value = getattr(self, name)
+            if hint is bool:
+                ok, want = isinstance(value, bool), "true or false"
+            elif hint is int:
+                ok, want = type(value) is int and value >= 0, "a whole number >= 0"
+            elif hint is float:
+                ok, want = type(value) in (int, float) and value >= 0, "a number of seconds >= 0"
+            elif hint == str | None:
+                ok, want = value is None or isinstance(value, str), "a path or null"
+            else:
+                continue  # faults: SimOptions parses them
+            if not ok:
+                raise ValueError(f"{name} must be {want}, not {value!r}")
+        if self.lumberjack_port > 65535:
+            raise ValueError(f"lumberjack_port must be at most 65535, not {self.lumberjack_port}")
+        if self.require_client_cert and not self.client_ca_file:
+            raise ValueError(
+                "require_client_cert needs client_ca_file (the CA of accepted client certificates)"
+            )
 
 
 @register("beats")
@@ -111,6 +139,7 @@ class BeatsSim(SimServer[BeatsOptions]):
         }
 
     async def on_start(self) -> None:
+        self._check_tls(self.options)
         self.lumberjack_host = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
         self.lumberjack_port = self.options.lumberjack_port
         await self.accept_connections()
@@ -121,8 +150,14 @@ class BeatsSim(SimServer[BeatsOptions]):
     # --- what tests drive ----------------------------------------------------------------------
 
     def behave(self, **changes: Any) -> None:
-        """Change options (``ack``, ``partial_ack_every``, ``cut_windows`` ...) from now on."""
-        self.options = dataclasses.replace(self.options, **changes)
+        """Change options (``ack``, ``partial_ack_every``, ``cut_windows`` ...) from now on.
+
+        ``TypeError`` for an unknown option, ``ValueError`` for a value of the wrong type.
+        """
+        options = dataclasses.replace(self.options, **changes)
+        if self.started:
+            self._check_tls(options)
+        self.options = options
 
     async def refuse_connections(self) -> None:
         """An outage: stop listening and drop every open connection."""
@@ -151,13 +186,15 @@ class BeatsSim(SimServer[BeatsOptions]):
 
     # --- the Lumberjack side -------------------------------------------------------------------
 
+    def _check_tls(self, options: BeatsOptions) -> None:
+        if options.require_client_cert and not self.tls:
+            raise ValueError("require_client_cert needs TLS: start the simulator with --tls")
+
     def _ssl_context(self) -> ssl.SSLContext | None:
         if not self.tls:
             return None
         ctx = shared_server_certificate().ssl_context()
-        if self.options.require_client_cert:
-            if not self.options.client_ca_file:
-                raise ValueError("require_client_cert needs client_ca_file")
+        if self.options.require_client_cert and self.options.client_ca_file:
             ctx.verify_mode = ssl.CERT_REQUIRED
             ctx.load_verify_locations(self.options.client_ca_file)
         return ctx
@@ -242,7 +279,7 @@ class BeatsSim(SimServer[BeatsOptions]):
                 raise ProtocolError(f"event {f.seq} is not JSON: {exc}") from None
             if not isinstance(event, dict):
                 raise ProtocolError(f"event {f.seq} is not a JSON object")
-            events.append(event)
+            events.append(as_beats_input_keeps(event))
         self.received += len(events)
         if self.options.store_events:
             self.events.extend(events)
@@ -258,9 +295,11 @@ class BeatsSim(SimServer[BeatsOptions]):
 
     async def _handle_behaviour(self, request: web.Request) -> web.Response:
         changes = await read_json(request)
+        if not isinstance(changes, dict):
+            raise web.HTTPBadRequest(text='expected a JSON object of options, e.g. {"ack": false}')
         try:
             self.behave(**changes)
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise web.HTTPBadRequest(text=str(exc)) from None
         return json_response(dataclasses.asdict(self.options) | {"faults": []})
 
@@ -271,6 +310,38 @@ class BeatsSim(SimServer[BeatsOptions]):
     async def _handle_recover(self, request: web.Request) -> web.Response:
         await self.accept_connections()
         return json_response({"listening": True})
+
+
+def as_beats_input_keeps(event: dict[str, Any]) -> dict[str, Any]:
+    """``event`` as the beats input passes it on with the ``plain`` codec.
+
+    logstash-input-beats (``message_listener.rb``) deletes ``message`` from the decoded event, or
+    ``line`` when ``message`` is missing or null, calls ``to_s`` on it (on the Java objects its JSON
+    parser made) and hands that text to the codec, whose event gets the remaining fields set on it:
+    a structured ``message`` ends up as Java's ``toString``, a ``line`` ends up as ``message``, and
+    a null ``message`` left next to an extracted ``line`` overwrites it.
+    """
+    for key in ("message", "line"):
+        if event.get(key) is not None:
+            text = _java_string(event.pop(key))
+            return {"message": text, **event}
+    return event
+
+
+def _java_string(value: Any) -> str:
+    # What Java's toString gives for what Jackson parses JSON into (LinkedHashMap, ArrayList,
+    # Integer/Long, Double, Boolean); floats only approximately (Java writes 1.0E21 for 1e+21).
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{k}={_java_string(v)}" for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ", ".join(_java_string(v) for v in value) + "]"
+    return repr(value)
 
 
 def _bracketed(host: str) -> str:

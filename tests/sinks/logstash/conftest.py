@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 
-import logferry.sinks.logstash  # noqa: F401  (registers the sink type)
 from logferry.config.base import BuildContext
 from logferry.config.loader import parse_config
 from logferry.observe.metrics import Metrics

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import json
 import struct
+from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pylogbeat  # type: ignore[import-untyped]  # no type hints published
 import pytest
 
+from logferry.sim import run_standalone
 from logferry.sim.beats import BeatsSim
+from logferry.sim.tls import make_self_signed
 from logferry.sinks.logstash.protocol import encode_ack, encode_window
 from tests.conftest import wait_for
 
@@ -26,6 +29,24 @@ async def test_pylogbeat_events_arrive_exactly(sim: BeatsSim) -> None:
     await asyncio.to_thread(pylogbeat_send, sim, events)
     assert sim.events == events
     assert sim.stats()["windows"] == 1
+
+
+async def test_message_or_line_is_taken_out_and_stringified_like_the_beats_input(sim: BeatsSim) -> None:
+    events: list[dict[str, Any]] = [
+        {"message": {"text": "login failed", "code": 4625, "ok": False, "to": ["a", None]}},
+        {"file": "a.c", "line": 42},
+        {"message": None, "line": 1.5},  # the remaining null message is set over the codec's
+        {"message": "kept", "line": 7},
+        {"message": None, "line": None, "x": 1},
+    ]
+    await asyncio.to_thread(pylogbeat_send, sim, events)
+    assert sim.events == [
+        {"message": "{text=login failed, code=4625, ok=false, to=[a, null]}"},
+        {"file": "a.c", "message": "42"},
+        {"message": None},
+        {"message": "kept", "line": 7},
+        {"message": None, "line": None, "x": 1},
+    ]
 
 
 async def test_pylogbeat_over_tls() -> None:
@@ -81,8 +102,12 @@ async def test_harness_routes(sim: BeatsSim) -> None:
             assert await r.json() == [{"a": 1}]
         async with http.post(f"{sim.url}/sim/beats/behaviour", json={"ack": False}) as r:
             assert r.status == 200 and (await r.json())["ack"] is False
-        async with http.post(f"{sim.url}/sim/beats/behaviour", json={"no_such": 1}) as r:
-            assert r.status == 400
+        for wrong in ({"no_such": 1}, {"ack": "no"}, {"partial_ack_every": 1.5}, {"busy_secs": -1}, [1]):
+            async with http.post(f"{sim.url}/sim/beats/behaviour", json=wrong) as r:
+                assert r.status == 400, (wrong, await r.text())
+        assert sim.options.ack is False and sim.options.partial_ack_every == 0
+        async with http.post(f"{sim.url}/sim/beats/behaviour", json={"busy_secs": 2}) as r:
+            assert r.status == 200 and sim.options.busy_secs == 2
         async with http.post(f"{sim.url}/sim/beats/outage") as r:
             assert r.status == 200
         with pytest.raises(OSError):
@@ -97,3 +122,16 @@ async def test_harness_routes(sim: BeatsSim) -> None:
         async with http.delete(f"{sim.url}/sim/events") as r:
             assert r.status == 200
         await wait_for(lambda: not sim.events)
+
+
+async def test_require_client_cert_without_tls_is_an_error(tmp_path: Path) -> None:
+    ca = tmp_path / "ca.pem"
+    ca.write_bytes(make_self_signed("client").cert_pem)
+    argv = ["--require-client-cert", "--client-ca-file", str(ca)]
+    with pytest.raises(ValueError, match="require_client_cert needs TLS: start the simulator with --tls"):
+        await run_standalone("beats", "127.0.0.1", 0, False, argv)
+    with pytest.raises(ValueError, match="require_client_cert needs client_ca_file"):
+        BeatsSim(require_client_cert=True)
+    async with BeatsSim() as plain:
+        with pytest.raises(ValueError, match="needs TLS"):
+            plain.behave(require_client_cert=True, client_ca_file=str(ca))

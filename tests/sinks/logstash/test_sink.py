@@ -3,14 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pytest
 
 from logferry.core.sink import Action, SourceAwareSink
 from logferry.sim.beats import BeatsSim
 from logferry.sim.peers import free_port
 from logferry.sim.tls import make_self_signed
+from logferry.sinks.logstash.encoder import fingerprint
 from tests.sinks.logstash.conftest import BuildSink, address, records
 
 
@@ -39,6 +43,33 @@ async def test_a_record_with_its_own_timestamp_and_metadata_keeps_them(
     event = sim.events[0]
     assert event["@timestamp"] == "2026-01-02T03:04:05.000Z"
     assert event["@metadata"]["pipeline"] == "p1" and event["@metadata"]["beat"] == "logferry"
+
+
+async def test_message_and_line_keep_their_meaning_through_the_beats_input(
+    sim: BeatsSim, build_sink: BuildSink
+) -> None:
+    # The simulator applies the beats input's extract_target_field: without the shaping, the first
+    # message would arrive as "{text=login failed, code=4625}" and the second `line` as message "42".
+    sink = await build_sink([address(sim)])
+    recs: list[dict[str, Any]] = [
+        {"message": {"text": "login failed", "code": 4625}},
+        {"file": "a.c", "line": 42},
+        {"message": 7, "message_data": "the record's own"},
+        {"message": "as it is", "line": 3},
+        {"message": None, "line": 5},
+    ]
+    assert (await sink.send(sink.encode(recs))).action is Action.DELIVERED
+    got = [{k: v for k, v in e.items() if not k.startswith("@")} for e in sim.events]
+    assert got[0] == {
+        "message": '{"text":"login failed","code":4625}',
+        "message_data": {"text": "login failed", "code": 4625},
+    }
+    assert got[1]["line"] == 42 and json.loads(got[1]["message"]) == recs[1]
+    assert got[2] == {"message": "7", "message_data": "the record's own"}
+    assert got[3] == recs[3]
+    assert got[4]["line"] == 5 and json.loads(got[4]["message"]) == recs[4]
+    # The id is the fingerprint of the record as the source gave it.
+    assert [e["@metadata"]["_id"] for e in sim.events] == [fingerprint(orjson.dumps(r)) for r in recs]
 
 
 @pytest.mark.parametrize("level", [0, 3])
@@ -92,12 +123,14 @@ async def test_no_ack_is_a_retry_and_the_resend_arrives_again(sim: BeatsSim, bui
 async def test_keepalive_acks_hold_the_connection_while_logstash_is_busy(
     sim: BeatsSim, build_sink: BuildSink
 ) -> None:
-    sim.behave(busy_secs=0.6, keepalive_secs=0.1)
-    sink = await build_sink([address(sim)], timeout_secs=0.3)
+    # Margins for a loaded runner: keepalives 12x as often as timeout_secs, busy for twice of it.
+    sim.behave(busy_secs=1.2, keepalive_secs=0.05)
+    sink = await build_sink([address(sim)], timeout_secs=0.6)
     assert (await sink.send(sink.encode(records(3)))).action is Action.DELIVERED
-    assert sim.keepalives >= 4
+    assert sim.keepalives >= 5
     sim.behave(keepalive_secs=0)  # busy without keepalives: the wait times out
-    assert (await sink.send(sink.encode(records(3)))).action is Action.RETRY
+    result = await sink.send(sink.encode(records(3)))
+    assert result.action is Action.RETRY and f"no ACK from {address(sim)} within 0.6 s" in result.reason
 
 
 async def test_a_pooled_connection_the_server_dropped_is_replaced_without_a_retry(
@@ -178,11 +211,14 @@ async def test_mutual_tls_needs_the_client_certificate(build_sink: BuildSink, tm
     await sim.start(tls=True)
     try:
         tls = {"ca_file": sim.ca_file, "server_name": "localhost"}
-        with_cert = await build_sink([address(sim)], tls={**tls, "certificate": str(cert), "key": str(key)})
+        with_cert = await build_sink(
+            [address(sim)], tls={**tls, "cert_file": str(cert), "key_file": str(key)}
+        )
         assert (await with_cert.send(with_cert.encode(records(2)))).action is Action.DELIVERED
         without = await build_sink([address(sim)], tls=tls)
         result = await without.send(without.encode(records(2)))
-        assert result.action is Action.RETRY and "tls.certificate" in result.reason, result
+        assert result.action is Action.RETRY and "refused the TLS session" in result.reason, result
+        assert "set tls.cert_file and tls.key_file" in result.reason
         assert sim.received == 2
     finally:
         await sim.stop()

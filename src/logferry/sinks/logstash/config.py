@@ -12,8 +12,8 @@ except ``build``, which loads the client certificate. Example::
         loadbalance: false
         tls:
           ca_file: /etc/logferry/collector-ca.pem
-          certificate: /etc/logferry/client.pem
-          key: /etc/logferry/client.key
+          cert_file: /etc/logferry/client.pem
+          key_file: /etc/logferry/client.key
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from logferry.config.base import BuildContext, Model, SinkConfig, TLSConfig
-from logferry.config.secrets import Secret
+from logferry.config.base import BuildContext, ClientTLSConfig, Model, SinkConfig
 from logferry.core.errors import ConfigError
 from logferry.core.registry import register_sink
+from logferry.net.outbound import host_problem
 
 if TYPE_CHECKING:
     from logferry.sinks.logstash.service import LogstashSink
@@ -47,6 +47,7 @@ DEFAULT_MAX_EVENTS = 2048  # Filebeat's bulk_max_size
 DEFAULT_MAX_BYTES = 8 * 1024 * 1024
 DEFAULT_COMPRESSION_LEVEL = 3  # Filebeat's default
 DEFAULT_TIMEOUT_SECS = 30.0  # Filebeat's timeout: the wait for an ACK
+DEFAULT_MAX_ACK_WAIT_SECS = 300.0
 DEFAULT_CONNECT_TIMEOUT_SECS = 10.0
 DEFAULT_INDEX = "logferry"
 
@@ -78,29 +79,13 @@ def parse_host(value: str) -> tuple[str, int]:
     return host, int(port_text)
 
 
-class LogstashTLS(TLSConfig):
+class LogstashTLS(ClientTLSConfig):
     """TLS to the beats input; a client certificate for its ``ssl_client_authentication``."""
 
     enabled: bool = Field(
         True,
         description="Use TLS. Leaving out the whole `tls` block means plain TCP.",
         examples=[True],
-    )
-    certificate: str | None = Field(
-        None,
-        description="PEM client certificate (with any intermediates) for mutual TLS, when the beats "
-        "input sets ssl_client_authentication (ssl_verify_mode in older Logstash) to required.",
-        examples=["/etc/logferry/client.pem"],
-    )
-    key: str | None = Field(
-        None,
-        description="PEM private key of `certificate`.",
-        examples=["/etc/logferry/client.key"],
-    )
-    key_passphrase: Secret | None = Field(
-        None,
-        description="Passphrase of an encrypted `key`, by reference.",
-        examples=["${env:LOGSTASH_KEY_PASSPHRASE}"],
     )
     server_name: str | None = Field(
         None,
@@ -109,21 +94,12 @@ class LogstashTLS(TLSConfig):
         examples=["logstash.example.com"],
     )
 
-    @model_validator(mode="after")
-    def _pair(self) -> LogstashTLS:
-        if (self.certificate is None) != (self.key is None):
-            raise ValueError("certificate and key go together: set both for mutual TLS, or neither")
-        if self.key_passphrase is not None and self.key is None:
-            raise ValueError("key_passphrase is set but key is not")
-        return self
-
-    def context(self) -> ssl.SSLContext:
-        """The client context: verification per ``verify``/``ca_file``, plus the client certificate."""
-        ctx = self.settings().context()
-        if self.certificate is not None:
-            password = self.key_passphrase.reveal() if self.key_passphrase is not None else None
-            ctx.load_cert_chain(self.certificate, self.key, password=password)
-        return ctx
+    @field_validator("server_name")
+    @classmethod
+    def _server_name_valid(cls, v: str | None) -> str | None:
+        if v is not None and (problem := host_problem(v)) is not None:
+            raise ValueError(problem)
+        return v
 
 
 class LogstashBatch(Model):
@@ -183,9 +159,18 @@ class LogstashConfig(SinkConfig):
     timeout_secs: float = Field(
         DEFAULT_TIMEOUT_SECS,
         gt=0,
-        description="How long to wait for the next ACK before giving up on the connection; "
-        "Logstash's keepalive ACKs while it is busy restart the wait.",
+        description="How long to wait for the next ACK (or for a stalled write to move) before giving "
+        "up on the connection; Logstash's keepalive ACKs while it is busy restart the wait.",
         examples=[DEFAULT_TIMEOUT_SECS],
+    )
+    max_ack_wait_secs: float = Field(
+        DEFAULT_MAX_ACK_WAIT_SECS,
+        gt=0,
+        description="Longest wait for a window's ACK while Logstash sends only keepalives (its "
+        "pipeline is blocked, e.g. an output is down). Then the connection is dropped, the host "
+        "rests like a failed one and the request is retried, the other hosts first. An ACK of "
+        "events restarts the wait.",
+        examples=[DEFAULT_MAX_ACK_WAIT_SECS],
     )
     connect_timeout_secs: float = Field(
         DEFAULT_CONNECT_TIMEOUT_SECS,
@@ -205,25 +190,34 @@ class LogstashConfig(SinkConfig):
         seen: set[tuple[str, int]] = set()
         for h in v:
             addr = parse_host(h)
+            if (problem := host_problem(addr[0])) is not None:
+                raise ValueError(problem)
             if addr in seen:
                 raise ValueError(f"{h!r} is listed twice")
             seen.add(addr)
         return v
+
+    @model_validator(mode="after")
+    def _waits(self) -> LogstashConfig:
+        if self.max_ack_wait_secs < self.timeout_secs:
+            raise ValueError(
+                f"max_ack_wait_secs ({self.max_ack_wait_secs:g}) is shorter than timeout_secs "
+                f"({self.timeout_secs:g}); set it to at least timeout_secs"
+            )
+        return self
 
     @property
     def addresses(self) -> list[tuple[str, int]]:
         return [parse_host(h) for h in self.hosts]
 
     def ssl_context(self, name: str) -> ssl.SSLContext | None:
-        """The TLS client context, None for plain TCP; a certificate that will not load is a ConfigError."""
+        """The TLS client context, None for plain TCP; a file that will not load is a ConfigError."""
         if self.tls is None or not self.tls.enabled:
             return None
         try:
-            return self.tls.context()
-        except (OSError, ssl.SSLError, ValueError) as exc:
-            raise ConfigError(
-                [f"sinks.{name}.tls: cannot load the CA file or client certificate/key: {exc}"]
-            ) from None
+            return self.tls.client_context()
+        except ValueError as exc:
+            raise ConfigError([f"sinks.{name}.{exc}"]) from None  # the text starts with the option
 
     def build(self, name: str, ctx: BuildContext) -> LogstashSink:
         from logferry.sinks.logstash.service import LogstashSink  # service imports this module

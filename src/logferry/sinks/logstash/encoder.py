@@ -15,6 +15,15 @@ Logstash pipelines written for Filebeat read:
 
 ``@metadata`` never leaves Logstash, so none of this reaches the index unless the pipeline
 copies it.
+
+The beats input takes ``message`` (or, when there is none, ``line``) out of every event and runs
+it through its codec as text (logstash-input-beats ``message_listener.rb``,
+``extract_target_field``): a structured ``message`` would become a Java ``toString`` such as
+``{code=4625, text=login failed}``, and a record's own ``line`` (a line number, say) would be moved
+to ``message``. So the documents are shaped for that: a ``message`` that is not a string is sent as
+its JSON text, the value itself kept under ``message_data`` (unless the record has that field);
+a record with ``line`` but no ``message`` gets ``message`` set to the record's own JSON, so
+``line`` stays where it is.
 """
 
 from __future__ import annotations
@@ -28,7 +37,10 @@ import orjson
 from logferry import __version__
 from logferry.core.types import Record
 
-__all__ = ["BeatsEncoder", "fingerprint"]
+__all__ = ["MESSAGE_DATA", "BeatsEncoder", "fingerprint"]
+
+#: Where a structured ``message`` is kept next to its JSON text.
+MESSAGE_DATA = "message_data"
 
 
 def fingerprint(record_json: bytes) -> str:
@@ -55,7 +67,10 @@ class BeatsEncoder:
         for record in records:
             body = dumps(record)
             meta = {**base_meta, "_id": fingerprint(body)}
-            if "@timestamp" in record or "@metadata" in record:
+            shaped = _message_as_text(record, body)
+            if shaped is not None:
+                out.append(dumps(_merged(shaped, stamp, meta)))
+            elif "@timestamp" in record or "@metadata" in record:
                 out.append(dumps(_merged(record, stamp, meta)))
             elif len(body) > 2:
                 # Splice the header in front of the record's own fields rather than serialize twice.
@@ -63,6 +78,21 @@ class BeatsEncoder:
             else:
                 out.append(join((head, dumps(meta), b"}")))
         return out
+
+
+def _message_as_text(record: Record, body: bytes) -> Record | None:
+    """The record with a ``message`` the beats input keeps as it is, or None if it has one already."""
+    message = record.get("message")
+    if isinstance(message, str):
+        return None
+    if message is None:
+        # Logstash tests for nil, so a null message counts as none and a null line is left alone.
+        if record.get("line") is None:
+            return None
+        return {**record, "message": body.decode()}
+    shaped = {**record, "message": orjson.dumps(message).decode()}
+    shaped.setdefault(MESSAGE_DATA, message)
+    return shaped
 
 
 def _merged(record: Record, stamp: str, meta: dict[str, str]) -> Record:

@@ -9,6 +9,7 @@ giving up, so an outage of all hosts but one never holds delivery back.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -33,7 +34,13 @@ class Host:
     def label(self) -> str:
         return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
 
-    async def disconnect(self) -> None:
+    def abort(self) -> None:
+        """Drop the connection after a failure (see :meth:`BeatsConnection.abort`)."""
+        conn, self.conn = self.conn, None
+        if conn is not None:
+            conn.abort()
+
+    async def close(self) -> None:
         conn, self.conn = self.conn, None
         if conn is not None:
             await conn.close()
@@ -78,5 +85,4 @@ class HostPool:
             self._next = (i + 1) % len(self.hosts)
 
     async def close(self) -> None:
-        for h in self.hosts:
-            await h.disconnect()
+        await asyncio.gather(*(h.close() for h in self.hosts))

@@ -1,12 +1,13 @@
 """Delivery to Logstash: one request = the lines of one batch, sent as windows, done when all are ACKed.
 
 ``send`` never raises for destination errors. A host that cannot be connected to is skipped for
-the next one within the same request; a connection that breaks, stays silent past
-``timeout_secs`` or answers something other than an ACK ends the request with a retry, and the
-next attempt goes to the next host. Events a host already acknowledged (partial ACKs) are not sent
-again when the same request is retried; the rest of it is, which is how Filebeat behaves, so
-delivery is at-least-once: a window whose ACK was lost arrives twice (see ``encoder`` for the
-``@metadata._id`` that lets Logstash overwrite the copy).
+the next one within the same request; a connection that breaks, stops reading or stays silent
+for ``timeout_secs``, sends only keepalives for ``max_ack_wait_secs`` or answers something other
+than an ACK is aborted (only ``close`` ends connections gracefully) and ends the request with a
+retry, and the next attempt goes to the next host. Events a host already acknowledged (partial
+ACKs) are not sent again when the same request is retried; the rest of it is, which is how
+Filebeat behaves, so delivery is at-least-once: a window whose ACK was lost arrives twice (see
+``encoder`` for the ``@metadata._id`` that lets Logstash overwrite the copy).
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from logferry.net.outbound import ConnectFailed
 from logferry.observe.logging import log_event
 from logferry.observe.redact import redact
 from logferry.sinks.bodies import OFFLOAD_MIN_BYTES, isal_level
-from logferry.sinks.logstash.client import BeatsConnection, WindowSize
+from logferry.sinks.logstash.client import AckWaitExceeded, BeatsConnection, WindowSize, WriteStalled
 from logferry.sinks.logstash.config import LogstashConfig
 from logferry.sinks.logstash.encoder import BeatsEncoder
 from logferry.sinks.logstash.pool import Host, HostPool
@@ -142,27 +143,43 @@ class LogstashSink:
             try:
                 await self._send_windows(conn, lines)
                 return
-            except TimeoutError:
-                await host.disconnect()
-                raise _Broken(
-                    f"no ACK from {host.label} within {self.config.timeout_secs:g} s "
-                    "(Logstash is overloaded or its pipeline is blocked)"
-                ) from None
-            except ProtocolError as exc:
-                await host.disconnect()
-                raise _Broken(f"{host.label} is not speaking Lumberjack v2: {exc}") from None
-            except (ConnectionError, asyncio.IncompleteReadError) as exc:
-                await host.disconnect()
-                if reused and conn.acks == heard and attempt == 1:
+            except BaseException as exc:
+                # After a failure (or a cancellation) mid-window the stream's state is unknown, and a
+                # graceful close would wait on a peer that may never read: drop it at once.
+                host.abort()
+                closed = isinstance(exc, (ConnectionError, asyncio.IncompleteReadError))
+                if closed and reused and conn.acks == heard and attempt == 1:
                     continue  # a pooled connection the peer had just closed: one fresh try
-                raise _Broken(f"{host.label} closed the connection: {_why(exc)}{self._hint(conn)}") from None
-            except OSError as exc:
-                await host.disconnect()
-                raise _Broken(redact(f"connection to {host.label} failed: {_why(exc)}")) from None
+                if not isinstance(exc, Exception):
+                    raise
+                raise _Broken(redact(self._reason(host, exc))) from None
+
+    def _reason(self, host: Host, exc: Exception) -> str:
+        config, where = self.config, host.label
+        if isinstance(exc, WriteStalled):
+            return (
+                f"write to {where} stalled: no data taken for {config.timeout_secs:g} s "
+                "(Logstash is not reading: overloaded, or its pipeline is blocked)"
+            )
+        if isinstance(exc, AckWaitExceeded):
+            return (
+                f"{where} sent only keepalive ACKs for {config.max_ack_wait_secs:g} s "
+                "(max_ack_wait_secs): its pipeline is blocked; the other hosts are tried first"
+            )
+        if isinstance(exc, TimeoutError):
+            return (
+                f"no ACK from {where} within {config.timeout_secs:g} s, not even a keepalive "
+                "(Logstash is hung, in a long GC pause, or badly overloaded)"
+            )
+        if isinstance(exc, ProtocolError):
+            return f"{where} is not speaking Lumberjack v2: {exc}"
+        if isinstance(exc, (ConnectionError, asyncio.IncompleteReadError)):
+            return f"{where} closed the connection: {_why(exc)}"
+        return f"connection to {where} failed: {_why(exc)}"
 
     async def _connection(self, host: Host) -> BeatsConnection:
         if host.conn is not None and not host.conn.usable():
-            await host.disconnect()
+            host.abort()
         if host.conn is None:
             host.conn = await self._open(host)
             log_event(self._log, logging.DEBUG, "logstash_connected", sink=self.name, host=host.label)
@@ -187,7 +204,13 @@ class LogstashSink:
             def acked(seq: int, start: int = start) -> None:
                 progress.done = start + seq
 
-            await conn.send_window(frames, len(chunk), self.config.timeout_secs, acked)
+            await conn.send_window(
+                frames,
+                len(chunk),
+                ack_secs=self.config.timeout_secs,
+                max_wait_secs=self.config.max_ack_wait_secs,
+                on_ack=acked,
+            )
             self._window.grow()
 
     async def _frames(self, chunk: list[bytes]) -> bytes:
@@ -196,14 +219,6 @@ class LogstashSink:
             return await asyncio.to_thread(encode_window, chunk, self._compress)
         return encode_window(chunk, self._compress)
 
-    def _hint(self, conn: BeatsConnection) -> str:
-        # With TLS 1.3 a server that wants a client certificate rejects it after the handshake,
-        # so the first sign is the connection closing before any ACK.
-        tls = self.config.tls
-        if conn.acks or tls is None or not tls.enabled or tls.certificate is not None:
-            return ""
-        return " (if the beats input requires client certificates, set tls.certificate and tls.key)"
-
     def _failed(self, host: Host, reason: str) -> None:
         self._pool.failed(host)
         log_event(
@@ -211,7 +226,7 @@ class LogstashSink:
         )
 
 
-def _why(exc: BaseException) -> str:
+def _why(exc: Exception) -> str:
     if isinstance(exc, asyncio.IncompleteReadError):
         return "connection closed while waiting for an ACK"
     if isinstance(exc, OSError) and exc.strerror:

@@ -17,10 +17,13 @@ import orjson
 import typer
 
 from logferry.azure.cli import app as azure_app
+from logferry.config.base import BuildContext, SinkConfig, SourceConfig
 from logferry.config.loader import DEFAULT_STATE_PATH, Config, config_schema, load_config
 from logferry.connectors import load_builtin
 from logferry.core.errors import ConfigError, LogferryError
+from logferry.core.sink import CheckResult
 from logferry.observe.logging import configure_logging
+from logferry.observe.redact import redact
 from logferry.sim import SIMULATORS
 from logferry.state.sqlite import SQLiteStateStore
 
@@ -97,12 +100,41 @@ def validate(config: ConfigOpt) -> None:
     typer.echo(f"{config}: ok")
 
 
+async def _source_check(sc: SourceConfig, name: str, ctx: BuildContext) -> CheckResult:
+    src = sc.build(name, ctx)
+    try:
+        return await src.check()
+    finally:
+        await src.close()
+
+
+async def _sink_check(kc: SinkConfig, name: str, ctx: BuildContext) -> CheckResult:
+    sink = kc.build(name, ctx)
+    try:
+        await sink.start()
+        return await sink.healthcheck()
+    finally:
+        await sink.close()
+
+
+async def _check_one(kind: str, name: str, check: Awaitable[CheckResult]) -> bool:
+    """Print one component's check; one that cannot even be built fails alone, without a traceback."""
+    try:
+        res = await check
+        ok, message = res.ok, res.message
+    except ConfigError as exc:
+        ok, message = False, "; ".join(exc.problems)
+    except Exception as exc:
+        ok, message = False, redact(f"{type(exc).__name__}: {exc}")
+    typer.echo(f"{kind} {name}: {'ok' if ok else 'FAILED'}: {message}")
+    return ok
+
+
 @app.command()
 def check(config: ConfigOpt) -> None:
     """Authenticate every source and sink and make one harmless request each."""
     cfg = _load(config)
     configure_logging("error", "text")
-    from logferry.config.base import BuildContext
     from logferry.observe.metrics import Metrics
 
     async def main() -> bool:
@@ -110,18 +142,9 @@ def check(config: ConfigOpt) -> None:
         all_ok = True
         try:
             for name, sc in cfg.sources.items():
-                src = sc.build(name, ctx)
-                res = await src.check()
-                all_ok &= res.ok
-                typer.echo(f"source {name}: {'ok' if res.ok else 'FAILED'}: {res.message}")
-                await src.close()
+                all_ok &= await _check_one("source", name, _source_check(sc, name, ctx))
             for name, kc in cfg.sinks.items():
-                sink = kc.build(name, ctx)
-                await sink.start()
-                res = await sink.healthcheck()
-                all_ok &= res.ok
-                typer.echo(f"sink {name}: {'ok' if res.ok else 'FAILED'}: {res.message}")
-                await sink.close()
+                all_ok &= await _check_one("sink", name, _sink_check(kc, name, ctx))
         finally:
             await ctx.close()
         return all_ok

@@ -128,6 +128,26 @@ async def test_check_reports_ok_and_then_the_vendor_error_in_plain_words(sims: S
     assert "Traceback" not in res.stdout + res.stderr
 
 
+async def test_check_reports_a_sink_that_cannot_be_built_and_checks_the_others(
+    sims: Sims, tmp_path: Path
+) -> None:
+    cfg = sims.config(tmp_path)
+    missing_ca = tmp_path / "no-such-ca.pem"
+    cfg["sinks"]["collector"] = {
+        "type": "syslog",
+        "inputs": ["mesh"],
+        "host": "127.0.0.1",
+        "port": free_port(),
+        "protocol": "tls",
+        "tls": {"ca_file": str(missing_ca)},
+    }
+    res = await asyncio.to_thread(logferry, "check", "-c", str(write(tmp_path, cfg)))
+    assert res.returncode == 1
+    assert f"sink collector: FAILED: sinks.collector.tls.ca_file {missing_ca}: " in res.stdout
+    assert "source mesh: ok" in res.stdout and "sink sentinel: ok" in res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+
+
 @pytest.mark.mesh(backlog_events=500)
 async def test_state_show_reset_and_dead_letter_replay(sims: Sims, tmp_path: Path) -> None:
     # A sink that refuses every record (pass-through rows are not table columns) fills the

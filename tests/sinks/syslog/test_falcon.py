@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from logferry.formats.cef import parse_cef
+from logferry.formats.mapping import RecordMapper, load_mapping, value_text
 from logferry.formats.syslog import SyslogParser
-from logferry.sinks.syslog.mapping import RecordMapper, load_mapping, value_text
 from logferry.sources.crowdstrike.mapping import MAPPINGS, mapper_for
 from tests.sinks.syslog.conftest import build_sink
 
@@ -129,3 +129,34 @@ def test_records_the_source_already_mapped_give_the_same_line(tmp_path: Path) ->
     siem = mapper_for("siem")(DETECTION)
     raw_line, siem_line = sink.encode([DETECTION, siem])
     assert cef_of(siem_line) == cef_of(raw_line)
+
+
+@pytest.mark.parametrize("output_format", ["raw", "siem"])
+def test_event_types_without_a_section_still_get_a_signature_name_and_severity(
+    tmp_path: Path, output_format: str
+) -> None:
+    """Types the connector's tables do not cover (incidents, remote response, ...) pass through the
+    source as their envelope; the header must still say what they are."""
+    incident = {
+        "metadata": {"eventType": "IncidentSummaryEvent", "offset": 9, "eventCreationTime": 1686845212400},
+        "event": {"IncidentId": "inc:1", "FineScore": 4.2, "HostName": "WS-1"},
+    }
+    remote = {
+        "metadata": {"eventType": "RemoteResponseSessionStartEvent", "offset": 10},
+        "event": {"Severity": 2, "HostnameField": "WS-2"},
+    }
+    sink = build_sink(tmp_path, host="127.0.0.1", body="cef", mapping="falcon_cef")
+    first, second = (
+        cef_of(line) for line in sink.encode([mapper_for(output_format)(r) for r in (incident, remote)])
+    )
+    assert (first["signature_id"], first["name"], first["severity"]) == ("IncidentSummaryEvent",) * 2 + ("5",)
+    assert (second["signature_id"], second["name"], second["severity"]) == (
+        "RemoteResponseSessionStartEvent",
+    ) * 2 + ("2",)
+    assert '"IncidentId":"inc:1"' in first["extensions"]["event"]
+
+
+def test_an_audit_event_the_source_mapped_gets_the_default_severity(tmp_path: Path) -> None:
+    sink = build_sink(tmp_path, host="127.0.0.1", body="cef", mapping="falcon_cef")
+    [line] = sink.encode([mapper_for("siem")(AUDIT)])
+    assert cef_of(line)["severity"] == "5"

@@ -19,8 +19,8 @@ import pytest_asyncio
 
 from logferry.core.sink import Action
 from logferry.formats.leef import leef_text
+from logferry.formats.mapping import value_text
 from logferry.service import Service
-from logferry.sinks.syslog.mapping import value_text
 from logferry.sources.syslog.source import SyslogSource
 from tests.conftest import read_ndjson, running, wait_for
 from tests.sinks.syslog.conftest import build_sink

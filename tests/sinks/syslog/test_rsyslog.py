@@ -67,3 +67,26 @@ input(type="imtcp" port="{port}" address="127.0.0.1")
             await sink.close()
     # rsyslog shows control characters as #ooo (EscapeControlCharactersOnReceive): LEEF's tab delimiter.
     assert _lines(out) == [line.replace(b"\t", b"#011") for line in lines]
+
+
+async def test_rsyslog_takes_the_longest_message_the_default_allows_and_no_longer_one_is_sent(
+    tmp_path: Path,
+) -> None:
+    """rsyslog's default maxMessageSize cuts longer messages (and reads the rest as another message);
+    the sink's default limit must let through only what arrives whole, and dead-letter the rest."""
+    port, out = free_port(), tmp_path / "out.log"
+    conf = f'module(load="imtcp")\ninput(type="imtcp" port="{port}" address="127.0.0.1")\n'
+    sink = build_sink(tmp_path, host="127.0.0.1", port=port, body="cef")  # every limit at its default
+    [probe] = sink.encode([{"msg": ""}])
+    longest, too_long = sink.encode([{"msg": "A" * (8096 - len(probe))}, {"msg": "A" * (8300 - len(probe))}])
+    assert len(longest) == 8096
+    with rsyslogd(conf + _TO_FILE.format(out=out), tmp_path, port):
+        try:
+            rejected = await sink.send([too_long])
+            assert rejected.action is Action.REJECT and "not truncated" in rejected.reason
+            result = await sink.send([longest])
+            assert result.action is Action.DELIVERED, result.reason
+            await wait_for(lambda: len(_lines(out)) >= 1, timeout=10)
+        finally:
+            await sink.close()
+    assert _lines(out) == [longest]

@@ -22,21 +22,26 @@ from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from logferry.config.base import BuildContext, SinkConfig, TLSConfig
-from logferry.config.secrets import Secret
+from logferry.config.base import BuildContext, ClientTLSConfig, SinkConfig
+from logferry.core.errors import ConfigError
 from logferry.core.registry import register_sink
-from logferry.formats.framing import DEFAULT_MAX_MESSAGE_BYTES
+from logferry.formats.mapping import SHIPPED, load_mapping
 from logferry.formats.syslog import FACILITY_NAMES, SEVERITY_NAMES
-from logferry.sinks.syslog.mapping import SHIPPED, load_mapping
+from logferry.net.outbound import host_problem
 
 if TYPE_CHECKING:
     from logferry.sinks.syslog.service import SyslogSink
 
-__all__ = ["UDP_MAX_MESSAGE_BYTES", "SyslogSinkConfig", "SyslogSinkTLSConfig"]
+__all__ = ["UDP_MAX_MESSAGE_BYTES", "SyslogSinkConfig"]
 
 DEFAULT_PORTS = {"udp": 514, "tcp": 514, "tls": 6514}
 #: RFC 5426 §3.2: every receiver SHOULD take 2048 octets; larger datagrams risk fragmentation and loss.
 UDP_DEFAULT_MAX_MESSAGE_BYTES = 2048
+#: RFC 3164 §4.1: a BSD syslog packet MUST be 1024 bytes or less.
+RFC3164_UDP_MAX_MESSAGE_BYTES = 1024
+#: RFC 5425 §4.3.1 asks receivers to take 8192 octets, but rsyslog's default maxMessageSize is 8096
+#: (checked with rsyslog 8.2302: 8097 bytes arrive cut to 8096, the rest as a bogus second message).
+STREAM_DEFAULT_MAX_MESSAGE_BYTES = 8096
 #: The largest UDP payload over IPv4.
 UDP_MAX_MESSAGE_BYTES = 65_507
 DEFAULT_MAPPINGS = {"cef": "generic_cef", "leef": "generic_leef"}
@@ -46,34 +51,6 @@ _MAX_LENGTHS = {"hostname": 255, "app_name": 48, "msgid": 32}
 # RFC 3164 §4.1.3: the TAG is at most 32 alphanumeric characters; logferry's own receiver and rsyslog
 # also take '-', '_', '.' and '/'.
 _TAG = re.compile(r"[A-Za-z0-9_./-]{1,32}")
-
-
-class SyslogSinkTLSConfig(TLSConfig):
-    """Server verification (on by default) and an optional client certificate for mutual TLS."""
-
-    cert_file: str | None = Field(
-        None,
-        description="PEM client certificate (chain) for collectors that authenticate senders (mutual TLS).",
-        examples=["/etc/logferry/sender.crt"],
-    )
-    key_file: str | None = Field(
-        None, description="PEM private key of cert_file.", examples=["/etc/logferry/sender.key"]
-    )
-    key_password: Secret | None = Field(
-        None,
-        description="Password of an encrypted key_file, by reference.",
-        examples=["${env:SYSLOG_KEY_PASS}"],
-    )
-
-    @model_validator(mode="after")
-    def _pair(self) -> SyslogSinkTLSConfig:
-        if (self.cert_file is None) != (self.key_file is None):
-            raise ValueError(
-                "cert_file and key_file go together: give both for a client certificate, or neither"
-            )
-        if self.key_password is not None and self.key_file is None:
-            raise ValueError("key_password is only used with key_file")
-        return self
 
 
 @register_sink("syslog")
@@ -99,8 +76,8 @@ class SyslogSinkConfig(SinkConfig):
     )
     framing: Literal["octet_counted", "lf"] | None = Field(
         None,
-        description="TCP/TLS framing (RFC 6587): 'octet_counted' (length prefix; the default for rfc5424 "
-        "and for tls) or 'lf' (one message per line; the default for rfc3164 over tcp).",
+        description="TCP framing (RFC 6587): 'octet_counted' (length prefix; the default for rfc5424) or "
+        "'lf' (one message per line; the default for rfc3164). TLS is always octet-counted (RFC 5425).",
         examples=["lf"],
     )
     header: Literal["rfc5424", "rfc3164"] = Field(
@@ -164,14 +141,15 @@ class SyslogSinkConfig(SinkConfig):
         "Default generic_cef or generic_leef.",
         examples=["falcon_cef"],
     )
-    tls: SyslogSinkTLSConfig | None = Field(None, description="TLS settings for protocol 'tls'.")
+    tls: ClientTLSConfig | None = Field(None, description="TLS settings for protocol 'tls'.")
     max_message_bytes: int | None = Field(
         None,
         ge=480,
         le=16 * 1024 * 1024,
         description="Longest message sent (header and body, without framing); a longer one goes to the "
-        "dead-letter store with the reason, never truncated. Default 2048 for udp (RFC 5426), 65536 "
-        "otherwise (the receiver's limit: rsyslog's default maxMessageSize is 8096).",
+        "dead-letter store with the reason, never truncated. Default 8096 for tcp and tls (rsyslog's "
+        "default maxMessageSize; RFC 5425 asks for 8192), 2048 for udp (RFC 5426), 1024 for udp with "
+        "rfc3164 (RFC 3164 §4.1). Set it to what the collector accepts.",
         examples=[8096],
     )
     timeout_secs: float = Field(
@@ -181,6 +159,14 @@ class SyslogSinkConfig(SinkConfig):
         description="Longest wait to connect (including the TLS handshake) and for the collector to take a "
         "request; then the connection is dropped and the request retried.",
     )
+
+    @field_validator("host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        problem = host_problem(value)
+        if problem is not None:
+            raise ValueError(f"{problem}; give the collector's DNS name or IP address")
+        return value
 
     @field_validator("facility")
     @classmethod
@@ -227,6 +213,10 @@ class SyslogSinkConfig(SinkConfig):
             raise ValueError("a 'tls' block is only used with protocol: tls")
         if self.protocol == "udp" and self.framing is not None:
             raise ValueError("framing applies to tcp and tls only; remove it for protocol: udp")
+        if self.protocol == "tls" and self.framing == "lf":
+            raise ValueError(
+                "framing: RFC 5425 syslog over TLS is octet-counted only; remove framing or use protocol: tcp"
+            )
         if (
             self.protocol == "udp"
             and self.max_message_bytes is not None
@@ -264,7 +254,9 @@ class SyslogSinkConfig(SinkConfig):
     def message_limit(self) -> int:
         if self.max_message_bytes is not None:
             return self.max_message_bytes
-        return UDP_DEFAULT_MAX_MESSAGE_BYTES if self.protocol == "udp" else DEFAULT_MAX_MESSAGE_BYTES
+        if self.protocol != "udp":
+            return STREAM_DEFAULT_MAX_MESSAGE_BYTES
+        return RFC3164_UDP_MAX_MESSAGE_BYTES if self.header == "rfc3164" else UDP_DEFAULT_MAX_MESSAGE_BYTES
 
     @property
     def mapping_name(self) -> str | None:
@@ -273,4 +265,10 @@ class SyslogSinkConfig(SinkConfig):
     def build(self, name: str, ctx: BuildContext) -> SyslogSink:
         from logferry.sinks.syslog.service import SyslogSink
 
-        return SyslogSink(name, self)
+        tls_context = None
+        if self.protocol == "tls":
+            try:
+                tls_context = (self.tls or ClientTLSConfig()).client_context()
+            except ValueError as exc:
+                raise ConfigError([f"sinks.{name}.{exc}"]) from None
+        return SyslogSink(name, self, tls_context)

@@ -23,9 +23,9 @@ from logferry.core.fieldmap import compile_mapping
 from logferry.core.types import Record
 from logferry.formats.cef import encode_cef
 from logferry.formats.leef import encode_leef
+from logferry.formats.mapping import RecordMapper, compact_json, load_mapping
 from logferry.formats.syslog import FACILITY_NAMES, SEVERITY_NAMES
 from logferry.sinks.syslog.config import SyslogSinkConfig
-from logferry.sinks.syslog.mapping import RecordMapper, compact_json, load_mapping
 
 __all__ = ["MessageEncoder", "read_time"]
 
@@ -89,9 +89,10 @@ class MessageEncoder:
         if cfg.body == "json" or name is None:
             return compact_json
         mapper = RecordMapper(load_mapping(name))
+        # A lone surrogate (JSON allows "\ud800") has no UTF-8 form: it is written as '?'.
         if cfg.body == "cef":
-            return lambda record: encode_cef(mapper(record)).encode()
-        return lambda record: encode_leef(mapper(record)).encode()
+            return lambda record: encode_cef(mapper(record)).encode(errors="replace")
+        return lambda record: encode_leef(mapper(record)).encode(errors="replace")
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
         now_stamp = self._format_time(datetime.now(UTC))

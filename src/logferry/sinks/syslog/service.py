@@ -1,14 +1,15 @@
 """The ``syslog`` sink: messages are encoded at commit time, framed and written at send time.
 
 Every outbox line is one complete syslog message. ``send`` writes a request's lines over the one
-connection and reports them delivered once written (TCP/TLS: drained into the kernel; UDP: handed to
-it). A connection error is a retry; the next send reconnects. A message longer than
-``max_message_bytes`` is never truncated (that would cut a CEF extension or a JSON document in half):
-it goes to the dead-letter store with the reason.
+connection and reports them delivered once the kernel has every byte (TCP/TLS: nothing left in
+asyncio's buffers; UDP: each datagram sent). A connection error is a retry; the next send
+reconnects. A message longer than ``max_message_bytes`` is never truncated (that would cut a CEF
+extension or a JSON document in half): it goes to the dead-letter store with the reason.
 """
 
 from __future__ import annotations
 
+import ssl
 from collections.abc import Sequence
 
 from logferry.core.sink import BatchLimits, CheckResult, Resolution
@@ -17,20 +18,33 @@ from logferry.sinks.syslog.config import SyslogSinkConfig
 from logferry.sinks.syslog.message import MessageEncoder
 from logferry.sinks.syslog.transport import StreamTransport, Transport, UdpTransport
 
-__all__ = ["REQUEST_LIMITS", "SyslogSink"]
+__all__ = ["REQUEST_BYTES", "SyslogSink", "request_limits"]
 
-#: Framing is added by ``send``, so the limits only bound how much one write carries.
-REQUEST_LIMITS = BatchLimits(max_bytes=1024 * 1024, max_events=10_000, prefix=b"", separator=b"", suffix=b"")
+#: How much one write carries, unless one message may be longer.
+REQUEST_BYTES = 1024 * 1024
+
+
+def request_limits(max_message_bytes: int) -> BatchLimits:
+    """Framing is added by ``send``, so the limits only bound how much one write carries; a message
+    that max_message_bytes allows always fits (the delivery loop dead-letters lines over max_bytes)."""
+    return BatchLimits(
+        max_bytes=max(REQUEST_BYTES, max_message_bytes),
+        max_events=10_000,
+        prefix=b"",
+        separator=b"",
+        suffix=b"",
+    )
 
 
 class SyslogSink:
-    def __init__(self, name: str, cfg: SyslogSinkConfig) -> None:
+    def __init__(self, name: str, cfg: SyslogSinkConfig, tls_context: ssl.SSLContext | None) -> None:
         self.name = name
-        self.limits = REQUEST_LIMITS
-        self._cfg = cfg
-        self._encoder = MessageEncoder(cfg)
         self._max = cfg.message_limit
-        self._transport: Transport = UdpTransport(cfg) if cfg.protocol == "udp" else StreamTransport(cfg)
+        self.limits = request_limits(self._max)
+        self._encoder = MessageEncoder(cfg)
+        self._transport: Transport = (
+            UdpTransport(cfg) if cfg.protocol == "udp" else StreamTransport(cfg, tls_context)
+        )
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
         return self._encoder.encode(records)

@@ -1,12 +1,15 @@
 """The connection to the collector: one persistent TCP/TLS stream, or a connected UDP socket.
 
-``send`` writes framed messages and returns once the kernel took them (TCP/TLS: ``drain``). Any failure
-raises OSError (or TimeoutError) after dropping the connection, so the next send reconnects. Syslog has
-no application acknowledgement: bytes the kernel accepted are gone from logferry's hands, and a
-connection that breaks right after can lose them (RELP would close that gap; it is not supported).
+``send`` writes framed messages and returns once asyncio has handed every byte to the kernel (the
+write buffer's high-water mark is 0, so ``drain`` waits for an empty buffer; over TLS, the buffer
+of the TCP transport underneath is waited for too). Any failure raises OSError (or TimeoutError)
+after dropping the connection, so the next send reconnects. Syslog has no application acknowledgement:
+bytes in the kernel's send buffer are out of logferry's hands, and a connection that breaks right
+after can lose them (RELP would close that gap; it is not supported).
 
-A collector that closed the connection is noticed before writing (the stream has seen EOF), so data is
-not written into a socket that is already half closed.
+Collectors send nothing back, but a task reads (and discards) whatever arrives, so a connection the
+collector closed or reset is noticed even when it wrote something first, and is replaced before
+anything is written into it.
 """
 
 from __future__ import annotations
@@ -18,10 +21,14 @@ import ssl
 from typing import Literal, Protocol
 
 from logferry.net.outbound import ConnectFailed, open_stream
-from logferry.sinks.syslog.config import SyslogSinkConfig, SyslogSinkTLSConfig
+from logferry.sinks.syslog.config import SyslogSinkConfig
 
-__all__ = ["StreamTransport", "Transport", "UdpTransport", "client_tls_context", "frame"]
+__all__ = ["RESOLVE_EVERY_SECS", "StreamTransport", "Transport", "UdpTransport", "frame"]
 
+#: A UDP sink looks the collector's name up again this often, so a moved collector is followed.
+RESOLVE_EVERY_SECS = 60.0
+_DISCARD_CHUNK = 4096
+_FLUSH_POLL_SECS = 0.005
 
 
 def frame(lines: list[bytes], framing: Literal["octet_counted", "lf"]) -> bytes:
@@ -31,21 +38,26 @@ def frame(lines: list[bytes], framing: Literal["octet_counted", "lf"]) -> bytes:
     return b"".join([b"%d %s" % (len(line), line) for line in lines])
 
 
-def client_tls_context(tls: SyslogSinkTLSConfig | None) -> ssl.SSLContext:
-    """TLS 1.2 or later (RFC 5425 §4.2), verification as configured, the client certificate if any."""
-    ctx = (tls or SyslogSinkTLSConfig()).settings().context()
-    ctx.minimum_version = ssl.TLSVersion.TLSv1_2
-    if tls is not None and tls.cert_file is not None and tls.key_file is not None:
-        password = tls.key_password.reveal() if tls.key_password is not None else None
-        try:
-            ctx.load_cert_chain(tls.cert_file, tls.key_file, password)
-        except (OSError, ssl.SSLError) as exc:
-            why = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
-            raise ConnectFailed(
-                f"cannot load the client certificate {tls.cert_file} / {tls.key_file}: {why}; check "
-                "tls.cert_file, tls.key_file and tls.key_password"
-            ) from None
-    return ctx
+def _unbuffered(writer: asyncio.StreamWriter) -> asyncio.WriteTransport | None:
+    """Make ``drain()`` wait until asyncio holds none of the written bytes; over TLS, return the TCP
+    transport underneath, whose buffer ``drain()`` does not cover."""
+    transport = writer.transport
+    if writer.get_extra_info("ssl_object") is None:
+        transport.set_write_buffer_limits(high=0)
+        return None
+    # The TLS transport pauses when its buffer reaches the high-water mark (a TCP one when it
+    # exceeds it): 0 would pause it on an empty buffer and every drain() would hang.
+    transport.set_write_buffer_limits(high=1, low=0)
+    # asyncio gives no public handle on the TCP transport: CPython keeps it in _ssl_protocol.
+    inner = getattr(getattr(transport, "_ssl_protocol", None), "_transport", None)
+    return inner if isinstance(inner, asyncio.WriteTransport) else None
+
+
+async def _discard(reader: asyncio.StreamReader) -> None:
+    """Read until EOF or an error: what a collector sends is of no use, its close or reset is."""
+    with contextlib.suppress(OSError):
+        while await reader.read(_DISCARD_CHUNK):
+            pass
 
 
 class Transport(Protocol):
@@ -61,46 +73,47 @@ class Transport(Protocol):
 class StreamTransport:
     """TCP or TLS: connect on first use, keep the connection, reconnect after any failure."""
 
-    def __init__(self, cfg: SyslogSinkConfig) -> None:
+    def __init__(self, cfg: SyslogSinkConfig, tls_context: ssl.SSLContext | None) -> None:
         self._host, self._port = cfg.address
-        self._tls = cfg.tls
-        self._use_tls = cfg.protocol == "tls"
+        self._tls_context = tls_context
         self._framing = cfg.wire_framing
         self._timeout = cfg.timeout_secs
-        self._reader: asyncio.StreamReader | None = None
         self._writer: asyncio.StreamWriter | None = None
+        self._below_tls: asyncio.WriteTransport | None = None
+        self._reading: asyncio.Task[None] | None = None
 
     @property
     def _where(self) -> str:
         return f"{self._host}:{self._port}"
 
     async def _connect(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        context = client_tls_context(self._tls) if self._use_tls else None
         return await open_stream(
             self._host,
             self._port,
-            ssl_context=context,
+            ssl_context=self._tls_context,
             timeout=self._timeout,
             refused_hint="it may require a client certificate: set tls.cert_file and tls.key_file",
         )
 
     def _alive(self) -> bool:
         return (
-            self._reader is not None
-            and self._writer is not None
-            and not self._reader.at_eof()
+            self._writer is not None
+            and self._reading is not None
+            and not self._reading.done()
             and not self._writer.is_closing()
         )
 
     async def send(self, lines: list[bytes]) -> None:
         if not self._alive():
             self._drop()
-            self._reader, self._writer = await self._connect()
+            reader, self._writer = await self._connect()
+            self._below_tls = _unbuffered(self._writer)
+            self._reading = asyncio.create_task(_discard(reader), name=f"syslog-read {self._where}")
         writer = self._writer
         assert writer is not None
         try:
             writer.write(frame(lines, self._framing))
-            await asyncio.wait_for(writer.drain(), self._timeout)
+            await asyncio.wait_for(self._flushed(writer), self._timeout)
         except TimeoutError:
             self._drop()
             raise TimeoutError(
@@ -111,6 +124,18 @@ class StreamTransport:
             reason = exc.strerror or str(exc) or type(exc).__name__
             raise OSError(f"connection to {self._where} lost while sending: {reason}") from None
 
+    async def _flushed(self, writer: asyncio.StreamWriter) -> None:
+        await writer.drain()
+        below = self._below_tls
+        if below is None:
+            return
+        # Nothing tells the TLS layer's user when the TCP buffer below it empties: poll, which only
+        # happens while the kernel's send buffer is full (a collector slower than logferry).
+        while below.get_write_buffer_size():  # noqa: ASYNC110 - no event exists to wait on
+            await asyncio.sleep(_FLUSH_POLL_SECS)
+        if below.is_closing():  # a lost connection empties the buffer by discarding it
+            raise ConnectionResetError("connection lost")
+
     async def check(self) -> str:
         if self._alive():
             return f"connected to {self._where}"
@@ -118,14 +143,21 @@ class StreamTransport:
         writer.transport.abort()
         return f"{self._where} accepts connections"
 
+    def _forget(self) -> asyncio.StreamWriter | None:
+        writer, reading, self._writer, self._reading = self._writer, self._reading, None, None
+        self._below_tls = None
+        if reading is not None:
+            reading.cancel()
+        return writer
+
     def _drop(self) -> None:
         """Forget a broken connection at once: waiting for a polite close could take the whole timeout."""
-        writer, self._reader, self._writer = self._writer, None, None
+        writer = self._forget()
         if writer is not None:
             writer.transport.abort()
 
     async def close(self) -> None:
-        writer, self._reader, self._writer = self._writer, None, None
+        writer = self._forget()
         if writer is not None:
             writer.close()
             with contextlib.suppress(OSError, TimeoutError):
@@ -136,12 +168,14 @@ class UdpTransport:
     """One datagram per message from a connected socket, so ICMP errors come back as ECONNREFUSED.
 
     A refusal reported for an earlier datagram fails the next send, which is retried; the datagrams
-    that triggered it are lost, as RFC 5426 datagrams may be.
+    that triggered it are lost, as RFC 5426 datagrams may be. The name is looked up again after any
+    error and every :data:`RESOLVE_EVERY_SECS`, since no connection breaks when a collector moves.
     """
 
     def __init__(self, cfg: SyslogSinkConfig) -> None:
         self._host, self._port = cfg.address
         self._sock: socket.socket | None = None
+        self._resolved_at = 0.0
 
     async def _resolve(self) -> tuple[int, tuple[str, int]]:
         loop = asyncio.get_running_loop()
@@ -149,12 +183,17 @@ class UdpTransport:
             infos = await loop.getaddrinfo(self._host, self._port, type=socket.SOCK_DGRAM)
         except OSError as exc:
             raise ConnectFailed(f"cannot resolve {self._host}: {exc.strerror or exc}") from None
+        except UnicodeError:
+            raise ConnectFailed(f"{self._host!r} is not a valid host name") from None
         family, _, _, _, address = infos[0]
         return family, (str(address[0]), int(address[1]))
 
     async def send(self, lines: list[bytes]) -> None:
         loop = asyncio.get_running_loop()
+        if self._sock is not None and loop.time() - self._resolved_at >= RESOLVE_EVERY_SECS:
+            await self.close()
         if self._sock is None:
+            self._resolved_at = loop.time()
             family, address = await self._resolve()
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.setblocking(False)

@@ -2,9 +2,10 @@
 
 The SIEM Connector names each event's fields through per-event-type mapping sections whose values
 are either a ``'literal'`` or a JSON path into the envelope (``metadata.offset``,
-``event.ComputerName``). The same tables are written here in the same syntax and compiled once
-into getters, so a record costs a few dict lookups. ``__header.0/1/2`` (Signature ID, Name,
-Severity) become ``signatureId``, ``name`` and ``severity``. Fields missing from an event are left
+``event.ComputerName``). Those sections are kept once, in the syslog sink's shipped ``falcon_cef``
+mapping (which writes the same fields as CEF), and compiled here into getters, so a record costs a
+few dict lookups. ``__header.0/1/2`` (Signature ID, Name, Severity) become ``signatureId``, ``name``
+and ``severity``; a section without a severity gives none. Fields missing from an event are left
 out rather than written as null. Event types without a section pass through as their envelope,
 so nothing is lost for types the connector's tables do not cover.
 """
@@ -16,54 +17,25 @@ from typing import Any
 
 from logferry.core.fieldmap import Mapper, compile_mapping
 from logferry.core.types import Record
+from logferry.formats.mapping import Section, load_mapping
 
 __all__ = ["MAPPINGS", "Mapper", "mapper_for"]
 
-_HEADER = (
-    ("signatureId", "metadata.eventType"),
-    ("name", "metadata.eventType"),
-)
-_COMMON = (
-    ("cn3", "metadata.offset"),
-    ("cn3Label", "'Offset'"),
-    ("rt", "metadata.eventCreationTime"),
-)
-_AUDIT = (
-    *_HEADER,
-    ("duser", "event.UserId"),
-    ("destinationTranslatedAddress", "event.UserIp"),
-    ("deviceProcessName", "event.ServiceName"),
-    ("outcome", "event.Success"),
-    *_COMMON,
-)
+#: The connector's header fields by the names the source's records give them.
+_HEADER_NAMES = {"signature_id": "signatureId", "name": "name", "severity": "severity"}
+
+
+def _table(section: Section) -> tuple[tuple[str, str], ...]:
+    header = section.header_sources()
+    named = [
+        (out, header[field][0]) for field, out in _HEADER_NAMES.items() if field in section.model_fields_set
+    ]
+    return (*named, *section.extensions.items())
+
 
 #: Output key → source (``'literal'`` or a dotted path), per event type, in output order.
 MAPPINGS: dict[str, tuple[tuple[str, str], ...]] = {
-    "DetectionSummaryEvent": (
-        *_HEADER,
-        ("severity", "event.Severity"),
-        ("cat", "event.Tactic"),
-        ("externalId", "event.SensorId"),
-        ("cn1", "event.ParentProcessId"),
-        ("cn2", "event.ProcessId"),
-        ("dhost", "event.ComputerName"),
-        ("duser", "event.UserName"),
-        ("msg", "event.DetectDescription"),
-        ("fname", "event.FileName"),
-        ("filePath", "event.FilePath"),
-        ("fileHash", "event.MD5String"),
-        ("dntdom", "event.MachineDomain"),
-        ("cs5", "event.CommandLine"),
-        ("cs6", "event.FalconHostLink"),
-        ("tactic", "event.Tactic"),
-        ("technique", "event.Technique"),
-        ("objective", "event.Objective"),
-        ("patternDisposition", "event.PatternDispositionDescription"),
-        ("outcome", "event.PatternDispositionValue"),
-        *_COMMON,
-    ),
-    "AuthActivityAuditEvent": _AUDIT,
-    "UserActivityAuditEvent": _AUDIT,
+    etype: _table(section) for etype, section in load_mapping("falcon_cef").events.items()
 }
 
 

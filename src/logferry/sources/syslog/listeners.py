@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from logferry.formats.framing import HEAD_BYTES, FrameDecoder, FrameError
+from logferry.net.tls import load_cert_chain
 from logferry.sources.syslog.config import SyslogConfig, SyslogTLSConfig
 from logferry.sources.syslog.intake import Intake
 
@@ -82,11 +83,11 @@ def server_tls_context(tls: SyslogTLSConfig) -> ssl.SSLContext:
                 f"tls.{option} {path}: {'not readable' if os.path.exists(path) else 'no such file'}"
             )
     try:
-        ctx.load_cert_chain(tls.cert_file, tls.key_file, password=password)
-    except (ssl.SSLError, OSError) as exc:
+        load_cert_chain(ctx, tls.cert_file, tls.key_file, password)
+    except ValueError as exc:
         raise ValueError(
-            f"tls.cert_file {tls.cert_file} / tls.key_file {tls.key_file}: not a PEM certificate and its key "
-            f"({exc})"
+            f"tls.cert_file {tls.cert_file} / tls.key_file {tls.key_file}: {exc}; check tls.cert_file, "
+            "tls.key_file and tls.key_password"
         ) from None
     if tls.client_ca_file:
         try:

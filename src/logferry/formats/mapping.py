@@ -14,7 +14,8 @@ other types (or when it is not set) use ``default``::
     event_type: metadata.eventType
     events:
       DetectionSummaryEvent:
-        signature_id: metadata.eventType   # CEF Signature ID, LEEF EventID
+        signature_id: metadata.eventType   # CEF Signature ID, LEEF EventID; or a list, first found
+        # wins: [signatureId, metadata.eventType, "'event'"]
         name: metadata.eventType           # CEF only
         severity: event.Severity           # CEF only
         severity_map: {"5": 10}            # optional: value as text → what is written
@@ -57,9 +58,12 @@ _NOT_KEY_CHAR = re.compile(r"[^A-Za-z0-9_.\-]")
 _PATH = re.compile(r"[^.\s]+(\.[^.\s]+)*")
 
 
+def _is_literal(source: str) -> bool:
+    return len(source) >= 2 and source[0] == source[-1] == "'"
+
+
 def _check_source(value: str) -> str:
-    literal = len(value) >= 2 and value[0] == value[-1] == "'"
-    if not literal and _PATH.fullmatch(value) is None:
+    if not _is_literal(value) and _PATH.fullmatch(value) is None:
         raise ValueError(
             f"{value!r} is neither a 'literal' in single quotes nor a dotted path such as event.UserName"
         )
@@ -69,11 +73,17 @@ def _check_source(value: str) -> str:
 class Section(Model):
     """How one event type is written."""
 
-    signature_id: str = Field(
-        "'event'", description="CEF Signature ID or LEEF EventID: 'literal' or record path."
+    signature_id: str | list[str] = Field(
+        "'event'",
+        description="CEF Signature ID or LEEF EventID: 'literal' or record path, or a list of them (the "
+        "first that finds a value is written).",
     )
-    name: str = Field("'event'", description="CEF Name: 'literal' or record path (CEF only).")
-    severity: str = Field("'5'", description="CEF Severity (0-10): 'literal' or record path (CEF only).")
+    name: str | list[str] = Field(
+        "'event'", description="CEF Name: 'literal' or record path, or a list of them (CEF only)."
+    )
+    severity: str | list[str] = Field(
+        "'5'", description="CEF Severity (0-10): 'literal' or record path, or a list of them (CEF only)."
+    )
     severity_map: dict[str, str | int] = Field(
         default_factory=dict, description="Severity value (as text) → the severity written (CEF only)."
     )
@@ -88,8 +98,19 @@ class Section(Model):
 
     @field_validator("signature_id", "name", "severity")
     @classmethod
-    def _source(cls, value: str) -> str:
+    def _source(cls, value: str | list[str]) -> str | list[str]:
+        if isinstance(value, list):
+            if not value:
+                raise ValueError("an empty list finds nothing; give at least one 'literal' or path")
+            for source in value:
+                _check_source(source)
+            return value
         return _check_source(value)
+
+    def header_sources(self) -> dict[str, tuple[str, ...]]:
+        """Header field → the sources to try, in order."""
+        fields = {"signature_id": self.signature_id, "name": self.name, "severity": self.severity}
+        return {k: (v,) if isinstance(v, str) else tuple(v) for k, v in fields.items()}
 
     @field_validator("extensions")
     @classmethod
@@ -116,10 +137,17 @@ class MappingFile(Model):
     @field_validator("delimiter")
     @classmethod
     def _delimiter(cls, value: str) -> str:
-        if len(value) != 1 or _KEY.fullmatch(value) or value in "=|\r\n":
+        # A delimiter inside a value is replaced by a space (LEEF has no escapes), so a space itself
+        # cannot be one; the header names it as itself or as xHH, one byte.
+        if (
+            len(value) != 1
+            or not (value == "\t" or "!" <= value <= "~")
+            or _KEY.fullmatch(value)
+            or value in "=|"
+        ):
             raise ValueError(
-                "must be one character that cannot occur in a key and is not '=', '|' or a line break, "
-                "e.g. '^' or a tab"
+                "must be a tab or one printable ASCII character other than a space, '=', '|' and the "
+                "characters of keys (A-Z, a-z, 0-9, '_', '.', '-'), e.g. '^'"
             )
         return value
 
@@ -159,7 +187,9 @@ def compact_json(value: Any) -> bytes:
         return orjson.dumps(value, default=str, option=orjson.OPT_NON_STR_KEYS)
     except orjson.JSONEncodeError:
         # orjson refuses integers beyond 64 bits; the standard library writes them.
-        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":")).encode()
+        return json.dumps(value, default=str, ensure_ascii=False, separators=(",", ":")).encode(
+            errors="replace"
+        )
 
 
 def value_text(value: Any) -> str:
@@ -174,23 +204,32 @@ def value_text(value: Any) -> str:
 
 
 class _CompiledSection:
-    __slots__ = ("all_fields", "extensions", "header", "header_tops", "severity_map")
+    __slots__ = ("all_fields", "extensions", "header", "header_keys", "header_tops", "severity_map")
 
     def __init__(self, section: Section) -> None:
-        header = (
-            ("signature_id", section.signature_id),
-            ("name", section.name),
-            ("severity", section.severity),
+        sources = section.header_sources()
+        # Every alternative of every header field is looked up in one pass, then the first found wins.
+        self.header_keys = {field: [f"{field}.{i}" for i in range(len(s))] for field, s in sources.items()}
+        self.header = compile_mapping(
+            tuple((f"{field}.{i}", src) for field, s in sources.items() for i, src in enumerate(s))
         )
-        self.header = compile_mapping(header)
         self.extensions = compile_mapping(tuple(section.extensions.items()))
         self.severity_map = {k: str(v) for k, v in section.severity_map.items()}
         self.all_fields = section.all_fields
-        # With all_fields, the fields the header already shows are not repeated as pairs.
-        self.header_tops = frozenset(s.split(".")[0] for _, s in header if not s.startswith("'"))
+        # With all_fields, a top-level field the header already shows is not repeated as a pair; a
+        # field the header shows only part of (event.Severity) is written whole.
+        self.header_tops = frozenset(
+            src for s in sources.values() for src in s if not _is_literal(src) and "." not in src
+        )
 
     def apply(self, record: Record) -> tuple[dict[str, str], dict[str, str]]:
-        header = {k: value_text(v) for k, v in self.header(record).items()}
+        found = self.header(record)
+        header: dict[str, str] = {}
+        for field, keys in self.header_keys.items():
+            for key in keys:
+                if key in found:
+                    header[field] = value_text(found[key])
+                    break
         severity = header.get("severity")
         if severity is not None and severity in self.severity_map:
             header["severity"] = self.severity_map[severity]

@@ -128,6 +128,11 @@ def parse_connection_string(value: str) -> tuple[str, str | None]:
             "the connection string has no SharedAccessKey; the Kafka endpoint takes the policy's connection "
             "string, not a generated SAS token"
         )
+    if not parts.get("sharedaccesskeyname"):
+        raise ValueError(
+            "the connection string has no SharedAccessKeyName (the policy's name); copy the whole "
+            "'Connection string-primary key' of the SAS policy"
+        )
     return host, parts.get("entitypath") or None
 
 
@@ -145,6 +150,7 @@ def pick_event_hub(configured: str | None, entity: str | None, claim: str) -> tu
     """``(hub, problem)``: the ``event_hub`` option or else the connection string's EntityPath.
 
     ``claim`` is the SAS right the policy needs (``read``/``write``), for the mismatch message.
+    Event Hubs entity names are not case-sensitive, so neither is the comparison.
     """
     hub = configured or entity
     if hub is None:
@@ -152,7 +158,7 @@ def pick_event_hub(configured: str | None, entity: str | None, claim: str) -> tu
             "event_hub: required because the connection string has no EntityPath (it belongs to the "
             "namespace); set event_hub to the hub's name"
         )
-    if configured and entity and configured != entity:
+    if configured and entity and configured.lower() != entity.lower():
         return hub, (
             f"event_hub: {configured!r} differs from the connection string's EntityPath {entity!r}; "
             f"a hub-level policy can {claim} only its own hub"

@@ -17,6 +17,7 @@ from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 from logferry.config.base import BuildContext
 from logferry.config.loader import parse_config
+from logferry.core.sink import Action
 from logferry.observe.metrics import Metrics
 from logferry.sim.peers import free_port
 from tests.conftest import secret_ref
@@ -45,41 +46,63 @@ class SinkBroker(Broker):
             self.start()
 
     def read(self, topic: str, partitions: int, timeout: float = 10.0) -> list[Arrived]:
-        """Every message of ``topic`` now, read with assign() from offset 0 to each partition's end.
-
-        (Tansu's ListOffsets answers with batch counts, so watermarks cannot count messages; a fetch's
-        end of partition is right.)
-        """
-        consumer = Consumer(
-            {
-                "bootstrap.servers": self.bootstrap,
-                "group.id": "read",
-                "enable.auto.commit": False,
-                "enable.partition.eof": True,
-                "fetch.wait.max.ms": 10,  # an empty partition's end is reported without a long poll
-            }
-        )
-        consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
-        got: list[Arrived] = []
-        at_end: set[int] = set()
-        deadline = time.monotonic() + timeout
-        try:
-            while len(at_end) < partitions:
-                assert time.monotonic() < deadline, f"{topic}: no end of partition within {timeout} s"
-                for m in consumer.consume(1000, 0.1):
-                    err = m.error()
-                    if err is None:
-                        got.append(Arrived(m.key(), m.value() or b"", m.partition() or 0))
-                    elif err.code() == KafkaError._PARTITION_EOF:
-                        at_end.add(m.partition() or 0)
-                    else:
-                        raise AssertionError(f"{topic}: {err}")
-        finally:
-            consumer.close()
-        return got
+        return read_topic(self.bootstrap, topic, partitions, timeout)
 
     def count(self, topic: str, partitions: int) -> int:
         return len(self.read(topic, partitions))
+
+
+def read_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 10.0) -> list[Arrived]:
+    """Every message of ``topic`` now, read with assign() from offset 0 to each partition's end.
+
+    (Tansu's ListOffsets answers with batch counts, so watermarks cannot count messages; a fetch's
+    end of partition is right.)
+    """
+    consumer = Consumer(
+        {
+            "bootstrap.servers": bootstrap,
+            "group.id": "read",
+            "enable.auto.commit": False,
+            "enable.partition.eof": True,
+            "fetch.wait.max.ms": 10,  # an empty partition's end is reported without a long poll
+        }
+    )
+    consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
+    got: list[Arrived] = []
+    at_end: set[int] = set()
+    deadline = time.monotonic() + timeout
+    try:
+        while len(at_end) < partitions:
+            assert time.monotonic() < deadline, f"{topic}: no end of partition within {timeout} s"
+            for m in consumer.consume(1000, 0.1):
+                err = m.error()
+                if err is None:
+                    got.append(Arrived(m.key(), m.value() or b"", m.partition() or 0))
+                elif err.code() == KafkaError._PARTITION_EOF:
+                    at_end.add(m.partition() or 0)
+                else:
+                    raise AssertionError(f"{topic}: {err}")
+    finally:
+        consumer.close()
+    return got
+
+
+async def deliver(sink: Any, lines: list[bytes]) -> tuple[list[Action], list[str]]:
+    """Send ``lines`` as ``core.delivery`` would (halve on split, dead-letter a rejected single line,
+    resend on retry, at most 20 attempts): every answer in order, and the dead-letter reasons."""
+    todo, answers, rejected = [lines], list[Action](), list[str]()
+    while todo:
+        assert len(answers) < 20, f"no end after {answers}"
+        chunk = todo.pop(0)
+        result = await sink.send(chunk)
+        answers.append(result.action)
+        if result.action is Action.SPLIT and len(chunk) > 1:
+            todo[:0] = [chunk[: len(chunk) // 2], chunk[len(chunk) // 2 :]]
+        elif result.action in (Action.SPLIT, Action.REJECT):
+            rejected.append(result.reason)
+        elif result.action is Action.RETRY:
+            todo.insert(0, chunk)
+    return answers, rejected
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ to unchanged: partition keys, arrays, TLS through ``amqp_endpoint``, refused cre
 from __future__ import annotations
 
 import base64
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -13,7 +14,10 @@ import pytest
 
 from logferry.core.sink import Action
 from logferry.sim.eventhubs import EventHubsSim
+from logferry.sinks.kafka.amqp import AmqpSink
+from logferry.sinks.kafka.messages import LineEncoder, MessageShape
 from tests.conftest import secret_ref
+from tests.sinks.kafka.conftest import deliver
 
 
 @pytest.fixture
@@ -133,3 +137,58 @@ async def test_a_record_over_the_hubs_own_limit_is_split_out_then_rejected(build
         assert [orjson.loads(e["body"]) for e in await events(sim)] == [{"id": 0}]
     finally:
         await sim.stop()
+
+
+async def slow_hub(build: Any, rule: dict[str, Any]) -> tuple[EventHubsSim, Any]:
+    """A hub whose transfers are held back by ``rule``, with small batches (many per request)."""
+    sim = EventHubsSim(partitions=1, max_message_size=8192, faults=[{"path": "/logferry", **rule}])
+    await sim.start()
+    sink = await build(amqp_sink(sim.credentials["connection_string"], delivery_timeout_secs=0.5))
+    return sim, sink
+
+
+async def test_the_timeout_bounds_each_batch_not_the_whole_request(build: Any) -> None:
+    # Eight batches that settle after 0.1 s each: 0.8 s in all, more than the 0.5 s timeout.
+    sim, sink = await slow_hub(build, {"status": None, "count": None, "delay_secs": 0.1})
+    try:
+        lines = sink.encode([{"id": i, "msg": "m" * 900} for i in range(64)])
+        result = await sink.send(lines)
+        assert result.action is Action.DELIVERED, result.reason
+        assert sorted(orjson.loads(e["body"])["id"] for e in await events(sim)) == list(range(64))
+    finally:
+        await sim.stop()
+
+
+async def test_a_batch_timing_out_after_others_were_stored_splits_the_request(build: Any) -> None:
+    # The third transfer takes longer than the timeout; the first two were stored.
+    sim, sink = await slow_hub(build, {"status": None, "count": 1, "after": 2, "delay_secs": 0.7})
+    try:
+        lines = sink.encode([{"id": i, "msg": "m" * 900} for i in range(64)])
+        answers, rejected = await deliver(sink, lines)
+        assert rejected == [] and answers[0] is Action.SPLIT and Action.SPLIT not in answers[1:], answers
+        got = [orjson.loads(e["body"])["id"] for e in await events(sim)]
+        # The batches stored before the timeout are sent once more, with the first half.
+        assert sorted(set(got)) == list(range(64)) and len(got) <= 64 + 32
+    finally:
+        await sim.stop()
+
+
+async def test_a_client_the_sdk_cannot_make_is_an_answer_not_an_exception() -> None:
+    # The config refuses such a string at build; a sink made directly must still never raise.
+    key = "c2VjcmV0LWtleS0xMjM="
+    sink = AmqpSink(
+        "dst",
+        f"Endpoint=sb://ns1.servicebus.windows.net/;SharedAccessKey={key};EntityPath=h",
+        "h",
+        "Event Hubs ns1 hub h (AMQP)",
+        ssl.create_default_context(),
+        None,
+        LineEncoder("none"),
+        MessageShape("event", 1024),
+        1.0,
+    )
+    result = await sink.send(sink.encode([{"id": 1}]))
+    assert result.action is Action.RETRY and "cannot set up the Event Hubs client" in result.reason
+    check = await sink.healthcheck()
+    assert not check.ok and key not in check.message + result.reason
+    await sink.close()

@@ -6,7 +6,6 @@ data; the data path runs against Tansu in the other modules.
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Any
 
@@ -17,12 +16,16 @@ from logferry.config.loader import parse_config
 from logferry.core.errors import ConfigError
 from logferry.net.kafka import describe
 from logferry.observe.metrics import Metrics
+from logferry.sim.tls import shared_server_certificate
 from logferry.sinks.kafka.amqp import AmqpSink
 from logferry.sinks.kafka.producer import KafkaSink
 from tests.conftest import secret_ref
 from tests.sinks.kafka.conftest import full
 
 KEY = "Zm9vYmFyYmF6cXV4cXV1eGNvcmdlZ3JhdWx0Z2FycGx5PQ=="
+EMULATOR_CS = (
+    f"Endpoint=sb://localhost/;SharedAccessKeyName=k;SharedAccessKey={KEY};UseDevelopmentEmulator=true"
+)
 NAMESPACE_CS = f"Endpoint=sb://contoso-siem.servicebus.windows.net/;SharedAccessKeyName=logferry-send;SharedAccessKey={KEY}"
 
 
@@ -86,6 +89,16 @@ def test_event_hubs_hub_defaults_to_the_entity_path(tmp_path: Path) -> None:
             {"event_hub": "h", "protocol": "amqp"},
             "allowed only for a local emulator",
         ),
+        (
+            EMULATOR_CS,
+            {"event_hub": "h", "protocol": "amqp", "amqp_endpoint": "sb://192.0.2.2:5672"},
+            "sinks.dst.amqp_endpoint: UseDevelopmentEmulator=true in the connection string turns TLS off",
+        ),
+        (
+            f"Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKey={KEY};EntityPath=h",
+            {"protocol": "amqp"},
+            "sinks.dst.connection_string: the connection string has no SharedAccessKeyName",
+        ),
     ],
 )
 def test_event_hubs_connection_problems_name_the_field_without_the_key(
@@ -95,6 +108,11 @@ def test_event_hubs_connection_problems_name_the_field_without_the_key(
         build(event_hubs(conn, **extra), tmp_path)
     assert problem in str(exc.value), str(exc.value)
     assert KEY not in str(exc.value) and "sig=y" not in str(exc.value)
+
+
+def test_the_emulator_is_allowed_through_a_local_amqp_endpoint(tmp_path: Path) -> None:
+    entry = event_hubs(EMULATOR_CS, event_hub="h", protocol="amqp", amqp_endpoint="sb://127.0.0.1:5672")
+    assert isinstance(build(entry, tmp_path), AmqpSink)
 
 
 def test_event_hubs_amqp_builds_the_sdk_sink(tmp_path: Path) -> None:
@@ -111,16 +129,41 @@ def test_the_connection_string_must_be_a_reference(tmp_path: Path) -> None:
     assert "sinks.dst.connection_string" in str(exc.value) and KEY not in str(exc.value)
 
 
-async def test_setup_failures_are_logged_without_the_key(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
+@pytest.mark.parametrize(
+    "entry",
+    [
+        event_hubs(event_hub="h"),
+        event_hubs(event_hub="h", protocol="amqp"),
+        {"type": "kafka", "bootstrap_servers": ["k1:9093"], "topic": "logs", "security_protocol": "SSL"},
+    ],
+    ids=["event_hubs-kafka", "event_hubs-amqp", "kafka"],
+)
+@pytest.mark.parametrize(("content", "why"), [(None, "No such file"), (b"not a certificate", "")])
+def test_a_ca_file_that_does_not_load_is_refused_at_build_naming_the_field(
+    tmp_path: Path, entry: dict[str, Any], content: bytes | None, why: str
 ) -> None:
-    sink = build(event_hubs(event_hub="h", tls={"ca_file": str(tmp_path / "missing-ca.pem")}), tmp_path)
-    with caplog.at_level(logging.DEBUG):
-        await sink.start()
-        result = await sink.send(sink.encode([{"a": 1}]))
-        await sink.close()
-    assert result.action.value == "retry" and "cannot set up the Kafka client" in result.reason
-    assert KEY not in result.reason and KEY not in caplog.text
+    ca = tmp_path / "ca.pem"
+    if content is not None:
+        ca.write_bytes(content)
+    with pytest.raises(ConfigError) as exc:
+        build({**entry, "tls": {"ca_file": str(ca)}}, tmp_path)
+    assert f"sinks.dst.tls.ca_file {ca}: {why}" in str(exc.value), str(exc.value)
+    assert KEY not in str(exc.value)
+
+
+@pytest.mark.parametrize("codec", ["snappy", "lz4", "zstd"])
+def test_event_hubs_refuses_codecs_other_than_gzip_with_the_reason(tmp_path: Path, codec: str) -> None:
+    with pytest.raises(ConfigError) as exc:
+        build(event_hubs(event_hub="h", compression=codec), tmp_path)
+    assert "supports gzip compression only" in str(exc.value), str(exc.value)
+    assert build(kafka(compression=codec), tmp_path).settings.props["compression.type"] == codec
+
+
+def test_the_hub_name_is_compared_without_case(tmp_path: Path) -> None:
+    sink = build(
+        event_hubs(NAMESPACE_CS + ";EntityPath=securityevents", event_hub="SecurityEvents"), tmp_path
+    )
+    assert sink.settings.topic == "SecurityEvents"
 
 
 def kafka(**extra: Any) -> dict[str, Any]:
@@ -134,7 +177,7 @@ def test_kafka_sasl_scram_and_tls(tmp_path: Path) -> None:
             sasl_mechanism="SCRAM-SHA-512",
             sasl_username="logferry",
             sasl_password=secret_ref("TEST_KAFKA_SINK_PW", "pw-98765"),
-            tls={"ca_file": "/etc/ssl/corp-ca.pem"},
+            tls={"ca_file": shared_server_certificate().cert_file},
             client_id="siem-feed",
             compression="zstd",
             max_message_bytes=2_000_000,
@@ -149,7 +192,7 @@ def test_kafka_sasl_scram_and_tls(tmp_path: Path) -> None:
         "pw-98765",
     )
     assert (p["ssl.ca.location"], p["client.id"], p["compression.type"]) == (
-        "/etc/ssl/corp-ca.pem",
+        shared_server_certificate().cert_file,
         "siem-feed",
         "zstd",
     )

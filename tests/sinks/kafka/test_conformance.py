@@ -32,7 +32,8 @@ class TestKafkaSinkConformance(SinkConformance):
             await asyncio.to_thread(broker.start)
             await asyncio.to_thread(broker.create_topic, topic, 2)
 
-        config = kafka_sink_config(broker.bootstrap, topic, partition_key="tenant")
+        # A short timeout: the send during the outage waits for it.
+        config = kafka_sink_config(broker.bootstrap, topic, partition_key="tenant", delivery_timeout_secs=1)
         try:
             yield SinkCase(config, mesh_records(2500), arrived, outage, recover)
         finally:

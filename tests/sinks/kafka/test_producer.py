@@ -81,7 +81,7 @@ async def test_a_missing_topic_makes_sends_retry_with_the_reason_until_it_exists
 ) -> None:
     # (Tansu acknowledges writes to a deleted topic, so the topic here was never created.)
     missing = topic + "-missing"
-    sink = await build(kafka_sink_config(broker.bootstrap, missing))
+    sink = await build(kafka_sink_config(broker.bootstrap, missing, delivery_timeout_secs=1))
     lines = sink.encode(records(5))
     started = time.monotonic()
     result = await sink.send(lines)

@@ -5,11 +5,15 @@ partition key and sent in the SDK's batches (``create_batch(partition_key=...)``
 SDK holds to the hub's limit (1 MB in Standard); a batch is one AMQP transfer that Event Hubs
 accepts or refuses as a whole. All batches of a request are filled before the first is sent. The
 SDK's own retries are off (``retry_total=0``): ``core.delivery`` owns backoff (the SDK would
-otherwise sleep even after its last attempt), and one ``send`` is one attempt bounded by
-``delivery_timeout_secs``.
+otherwise sleep even after its last attempt). ``delivery_timeout_secs`` bounds filling the batches
+and then each batch's transfer on its own, not the whole request: on a slow link a request of many
+1 MB batches would otherwise never finish in time, and every attempt would store its first batches
+again without end.
 
 AMQP has no idempotent producer: when a request needs several batches and a later one fails, the
-retry sends the earlier ones again. Consumers dedupe on the record's own id.
+retry sends the earlier ones again. Consumers dedupe on the record's own id. When a batch times
+out after others of its request were stored, the answer is ``split``: each half is smaller, so it
+fits the timeout sooner, and the stored part is sent at most once more per halving.
 
 TLS is verified with the system store or ``tls.ca_file``. A connection string with
 ``UseDevelopmentEmulator=true`` (the Event Hubs emulator) makes the SDK speak plain AMQP; the config
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Sequence
 
 from azure.eventhub import EventData, EventDataBatch
@@ -28,7 +33,7 @@ from azure.eventhub.exceptions import AuthenticationError, EventHubError
 
 from logferry.core.sink import CheckResult, Resolution
 from logferry.core.types import Record
-from logferry.net.tls import TLSSettings
+from logferry.observe.redact import redact
 from logferry.sinks.http_post import clip
 from logferry.sinks.kafka.messages import LineEncoder, Message, MessageShape
 from logferry.sinks.kafka.producer import request_limits
@@ -36,6 +41,8 @@ from logferry.sinks.kafka.producer import request_limits
 __all__ = ["AmqpSink"]
 
 CHECK_TIMEOUT_SECS = 10.0
+#: Closing waits for the peer's detach; a black-holed connection never answers.
+CLOSE_TIMEOUT_SECS = 2.0
 
 
 class AmqpSink:
@@ -47,7 +54,7 @@ class AmqpSink:
         connection_string: str,
         hub: str,
         where: str,
-        tls: TLSSettings,
+        ssl_context: ssl.SSLContext,
         endpoint: str | None,
         lines: LineEncoder,
         shape: MessageShape,
@@ -60,7 +67,7 @@ class AmqpSink:
         self.where = where
         self._connection_string = connection_string
         self._hub = hub
-        self._tls = tls
+        self._ssl = ssl_context
         self._endpoint = endpoint
         self._lines = lines
         self._shape = shape
@@ -84,16 +91,27 @@ class AmqpSink:
         if isinstance(messages, Resolution):
             return messages
         client = self._producer()
+        if isinstance(client, str):
+            return Resolution.retry(client)
+        stored, batches = 0, list[EventDataBatch]()
         try:
             async with asyncio.timeout(self._timeout):
-                batches = await self._batches(client, messages, len(lines))
-                if isinstance(batches, Resolution):
-                    return batches
-                for batch in batches:
+                filled = await self._batches(client, messages, len(lines))
+            if isinstance(filled, Resolution):
+                return filled
+            batches = filled
+            for batch in batches:
+                async with asyncio.timeout(self._timeout):
                     await client.send_batch(batch)
+                stored += 1
         except TimeoutError:
             await self._reset()
-            return Resolution.retry(f"{self.where}: no answer within {self._timeout:g} s")
+            reason = f"{self.where}: no answer within {self._timeout:g} s"
+            if stored and len(lines) > 1:
+                return Resolution.split(
+                    f"{reason} after {stored} of {len(batches)} batches were stored; sending halves"
+                )
+            return Resolution.retry(reason)
         except EventHubError as exc:
             await self._reset()
             return Resolution.retry(self._reason(exc))
@@ -126,9 +144,12 @@ class AmqpSink:
         return batches
 
     async def healthcheck(self) -> CheckResult:
+        client = self._producer()
+        if isinstance(client, str):
+            return CheckResult(False, client)
         try:
             async with asyncio.timeout(CHECK_TIMEOUT_SECS):
-                props = await self._producer().get_eventhub_properties()
+                props = await client.get_eventhub_properties()
         except TimeoutError:
             await self._reset()
             return CheckResult(False, f"{self.where}: no answer within {CHECK_TIMEOUT_SECS:g} s")
@@ -142,16 +163,21 @@ class AmqpSink:
     async def close(self) -> None:
         await self._reset()
 
-    def _producer(self) -> EventHubProducerClient:
+    def _producer(self) -> EventHubProducerClient | str:
+        """The SDK client, or why it cannot be made (the config checks make that unlikely)."""
         if self._client is None:
-            self._client = EventHubProducerClient.from_connection_string(
-                self._connection_string,
-                eventhub_name=self._hub,
-                retry_total=0,
-                retry_backoff_factor=0,
-                ssl_context=self._tls.context(),
-                custom_endpoint_address=self._endpoint,
-            )
+            try:
+                self._client = EventHubProducerClient.from_connection_string(
+                    self._connection_string,
+                    eventhub_name=self._hub,
+                    retry_total=0,
+                    retry_backoff_factor=0,
+                    ssl_context=self._ssl,
+                    custom_endpoint_address=self._endpoint,
+                )
+            except (ValueError, TypeError) as exc:
+                # The SDK's text could quote the connection string.
+                return clip(redact(f"cannot set up the Event Hubs client for {self.where}: {exc}"))
         return self._client
 
     async def _reset(self) -> None:
@@ -159,9 +185,10 @@ class AmqpSink:
         client, self._client = self._client, None
         if client is not None:
             try:
-                await client.close()
-            except EventHubError as exc:
-                self._log.debug("closing the Event Hubs client failed: %s", clip(str(exc)))
+                async with asyncio.timeout(CLOSE_TIMEOUT_SECS):
+                    await client.close()
+            except (EventHubError, TimeoutError) as exc:
+                self._log.debug("closing the Event Hubs client failed: %s", clip(str(exc) or "timed out"))
 
     def _reason(self, exc: EventHubError) -> str:
         if isinstance(exc, AuthenticationError):

@@ -25,12 +25,13 @@ reference that may only be resolved at start, so its shape is checked by ``build
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal
+import ssl
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlparse
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from logferry.config.base import BuildContext, SinkConfig, TLSConfig
+from logferry.config.base import BuildContext, ClientTLSConfig, SinkConfig, TLSConfig
 from logferry.config.secrets import Secret
 from logferry.core.errors import ConfigError
 from logferry.core.registry import register_sink
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 __all__ = ["EVENT_HUBS_MAX_MESSAGE_BYTES", "EventHubsSinkConfig", "KafkaSinkConfig"]
 
 Compression = Literal["none", "gzip", "snappy", "lz4", "zstd"]
+#: Microsoft: "Event Hubs currently supports gzip compression" (Kafka endpoint; AMQP sends uncompressed).
+EventHubsCompression = Literal["none", "gzip"]
 #: Event Hubs refuses an event (or a Kafka record batch) over 1 MB; this leaves room for the
 #: protocol's own bytes around the largest message.
 EVENT_HUBS_MAX_MESSAGE_BYTES = 1_000_000
@@ -97,8 +100,9 @@ class _ProducerConfig(SinkConfig):
         DEFAULT_DELIVERY_TIMEOUT_SECS,
         gt=0,
         le=900,
-        description="How long one delivery attempt may take before it counts as failed and is retried "
-        "with backoff (librdkafka message.timeout.ms for Kafka; the operation timeout for AMQP).",
+        description="How long a message may wait for its acknowledgement before the attempt counts as "
+        "failed (librdkafka message.timeout.ms for Kafka; for AMQP, filling the batches and then each "
+        "batch's transfer). A timeout after part of a request was stored splits the request in halves.",
         examples=[30],
     )
 
@@ -159,6 +163,8 @@ class KafkaSinkConfig(KafkaConnection, _ProducerConfig):
     def build(self, name: str, ctx: BuildContext) -> Sink:
         from logferry.sinks.kafka.producer import KafkaSink, ProducerSettings
 
+        if self.security_protocol != "PLAINTEXT":
+            tls_context(self.tls, f"sinks.{name}")
         props = {
             **self.connection_props(),
             **self._producer_props(self.client_id or f"logferry-{name}", self.compression),
@@ -206,10 +212,10 @@ class EventHubsSinkConfig(_ProducerConfig):
         "still those of the namespace.",
         examples=["sb://eventhubs-proxy.corp.example:5671"],
     )
-    compression: Compression = Field(
+    compression: EventHubsCompression = Field(
         "none",
-        description="Compression of Kafka record batches (protocol kafka only). Check that your "
-        "namespace's tier accepts compressed batches before turning it on.",
+        description="Compression of Kafka record batches (protocol kafka only): none or gzip, the only "
+        "codec Event Hubs supports.",
         examples=["gzip"],
     )
     max_message_bytes: int = Field(
@@ -223,6 +229,16 @@ class EventHubsSinkConfig(_ProducerConfig):
     tls: TLSConfig = Field(
         TLSConfig(), description="TLS settings (a TLS-inspecting proxy's CA, for instance)."
     )
+
+    @field_validator("compression", mode="before")
+    @classmethod
+    def _gzip_only(cls, v: Any) -> Any:
+        if v in ("snappy", "lz4", "zstd"):
+            raise ValueError(
+                f"{v} is not supported by Event Hubs, which supports gzip compression only; "
+                "use compression: gzip or none"
+            )
+        return v
 
     @model_validator(mode="after")
     def _protocol_options(self) -> EventHubsSinkConfig:
@@ -253,14 +269,10 @@ class EventHubsSinkConfig(_ProducerConfig):
             raise ConfigError([f"{field}.{problem}"])
         emulator = connection_string_parts(secret).get("usedevelopmentemulator", "").lower() == "true"
         logger = ctx.logger.getChild(f"sink.{name}")
+        context = tls_context(self.tls, field)
         if self.protocol == "amqp":
-            if emulator and not is_loopback(f"http://{host}"):
-                raise ConfigError(
-                    [
-                        f"{field}.connection_string: UseDevelopmentEmulator=true turns TLS off, which is "
-                        f"allowed only for a local emulator (localhost), not {host}"
-                    ]
-                )
+            if emulator:
+                _emulator_is_local(field, host, self.amqp_endpoint)
             try:
                 from logferry.sinks.kafka.amqp import AmqpSink
             except ImportError:
@@ -273,7 +285,7 @@ class EventHubsSinkConfig(_ProducerConfig):
                 secret,
                 hub,
                 f"Event Hubs {self.amqp_endpoint or host} hub {hub} (AMQP)",
-                self.tls.settings(),
+                context,
                 self.amqp_endpoint,
                 self.line_encoder(),
                 self.message_shape(),
@@ -301,3 +313,29 @@ class EventHubsSinkConfig(_ProducerConfig):
             timeout_secs=self.delivery_timeout_secs,
         )
         return KafkaSink(name, settings, self.line_encoder(), self.message_shape(), logger)
+
+
+def tls_context(tls: TLSConfig, field: str) -> ssl.SSLContext:
+    """The client TLS context; a ``tls.ca_file`` that does not load is refused here, naming the field,
+    rather than failing every send."""
+    try:
+        return ClientTLSConfig(verify=tls.verify, ca_file=tls.ca_file).client_context()
+    except ValueError as exc:
+        raise ConfigError([f"{field}.{exc}"]) from None
+
+
+def _emulator_is_local(field: str, host: str, endpoint: str | None) -> None:
+    """``UseDevelopmentEmulator=true`` makes the SDK speak plain AMQP (no TLS) wherever it connects:
+    the SAS token and the records would cross the network in clear unless that is this machine."""
+    where = [("connection_string", host)]
+    if endpoint is not None:
+        where.append(("amqp_endpoint", urlparse(endpoint).hostname or endpoint))
+    for option, target in where:
+        if not is_loopback(f"http://[{target}]" if ":" in target else f"http://{target}"):
+            raise ConfigError(
+                [
+                    f"{field}.{option}: UseDevelopmentEmulator=true in the connection string turns TLS "
+                    f"off, which is allowed only for a local emulator (localhost), not {target}; "
+                    "use a namespace's connection string or a local endpoint"
+                ]
+            )

@@ -7,15 +7,23 @@ librdkafka's callbacks with ``poll``; the last report of a request wakes the eve
 
 Idempotence (with ``acks=all``) makes librdkafka's own retries safe: a produce request whose
 answer was lost is retried without a duplicate or a reordering in the partition. It does not cover
-logferry's resends: any failed report makes the whole request a ``retry``, and the messages of it
-that did arrive are written again. Consumers dedupe on the record's own id.
+logferry's resends: a failed report makes the whole request a ``retry`` (or a ``split``, below), and
+the messages of it that did arrive are written again. Consumers dedupe on the record's own id.
 
 librdkafka retries connection problems by itself and reports a message as failed only after
 ``message.timeout.ms`` (``delivery_timeout_secs``), so a send during an outage ends in a retry after
-at most that long. After messages timed out, or a fatal error (the broker forgot this producer's
-id, e.g. after it lost its state), the producer session is replaced before the next send: a
-session that timed out in-flight messages must bump its epoch, which a broker that forgot it may
-never allow.
+at most that long.
+
+That timeout runs for every message from the moment it is enqueued, and a request enqueues all of
+its messages at once: on a link slower than the request's size per timeout, the tail of every
+attempt would time out, and resending the whole request would store its head again each time
+without ever finishing. So when messages timed out after others of the same request were
+confirmed, the answer is ``split``: each half needs half the time, and the confirmed head is sent
+at most once more per halving (consumers dedupe on the record's own id).
+
+After messages timed out, or a fatal error (the broker forgot this producer's id, e.g. after it
+lost its state), the producer session is replaced before the next send: a session that timed out
+in-flight messages must bump its epoch, which a broker that forgot it may never allow.
 """
 
 from __future__ import annotations
@@ -95,6 +103,8 @@ class ProducerSettings:
     #: What to tell the user when the brokers cannot be reached.
     hint: str
     timeout_secs: float
+    #: How long after ``timeout_secs`` the reports may still come in before the session is written off.
+    report_grace_secs: float = REPORT_GRACE_SECS
 
 
 class _Delivery:
@@ -106,6 +116,8 @@ class _Delivery:
 
     def __init__(self, loop: asyncio.AbstractEventLoop, messages: int) -> None:
         self.errors: list[KafkaError] = []
+        #: Messages the brokers acknowledged.
+        self.confirmed = 0
         self.done: asyncio.Future[None] = loop.create_future()
         self._loop = loop
         self._lock = threading.Lock()
@@ -114,6 +126,8 @@ class _Delivery:
     def report(self, err: KafkaError | None, _msg: object) -> None:
         if err is not None:
             self.errors.append(err)
+        else:
+            self.confirmed += 1
         self.release(1)
 
     def release(self, n: int) -> None:
@@ -251,23 +265,26 @@ class KafkaSink:
         s = self.settings
         delivery = _Delivery(asyncio.get_running_loop(), len(messages))
         stopped = await asyncio.to_thread(client.produce, s.topic, messages, delivery)
+        wait = s.timeout_secs + s.report_grace_secs
         try:
-            await asyncio.wait_for(asyncio.shield(delivery.done), s.timeout_secs + REPORT_GRACE_SECS)
+            await asyncio.wait_for(asyncio.shield(delivery.done), wait)
         except TimeoutError:
             client.retire = "delivery reports overdue"
-            return Resolution.retry(
-                clip(f"{s.where}: no delivery report within {s.timeout_secs + REPORT_GRACE_SECS:g} s")
-            )
+            reason = clip(f"{s.where}: no delivery report within {wait:g} s")
+            return _partly(reason, delivery.confirmed, len(lines))
         if isinstance(stopped, BufferError):
-            return Resolution.retry(f"{s.where}: the producer's queue is full; the request is sent again")
+            reason = f"{s.where}: the producer's queue is full"
+            return _partly(reason, delivery.confirmed, len(lines))
         errors = list(delivery.errors)
         if isinstance(stopped, KafkaException):
             errors.append(stopped.args[0])
         if not errors:
             return Resolution.delivered()
-        return await self._failed(errors, client, len(lines))
+        return await self._failed(errors, client, len(lines), delivery.confirmed)
 
-    async def _failed(self, errors: list[KafkaError], client: _Client, lines: int) -> Resolution:
+    async def _failed(
+        self, errors: list[KafkaError], client: _Client, lines: int, confirmed: int
+    ) -> Resolution:
         s = self.settings
         codes = {e.code() for e in errors}
         fatal = next((e.str() for e in errors if e.fatal() or e.code() == KafkaError._FATAL), client.retire)
@@ -284,6 +301,9 @@ class KafkaSink:
         seen = errors + list(client.errors)
         auth = [e for e in seen if e.code() in _AUTH_CODES]
         if auth:
+            # librdkafka keeps a topic's authorization error until its next metadata refresh (minutes):
+            # a new session sees a fixed ACL or policy at once.
+            client.retire = "write refused"
             return Resolution.retry(
                 clip(
                     f"{s.where} refused the credentials: {auth[-1].str()}; check the connection string or "
@@ -302,9 +322,8 @@ class KafkaSink:
                 return Resolution.retry(_no_topic(s.where))
             client.retire = "messages timed out"
             why = f": {cause[-1].str()}" if cause else ""
-            return Resolution.retry(
-                clip(f"no acknowledgement from {s.where} within {s.timeout_secs:g} s{why}; {s.hint}")
-            )
+            reason = clip(f"no acknowledgement from {s.where} within {s.timeout_secs:g} s{why}; {s.hint}")
+            return _partly(reason, confirmed, lines)
         return Resolution.retry(clip(f"{s.where}: {errors[-1].str()}"))
 
     async def healthcheck(self) -> CheckResult:
@@ -362,6 +381,14 @@ class KafkaSink:
             client = await asyncio.to_thread(_Client, self.settings.props, self._log, self.name)
             self._client = client
         return client
+
+
+def _partly(reason: str, confirmed: int, lines: int) -> Resolution:
+    """Part of the request went out: ``split`` if part of it got through (see the module docstring),
+    else retry."""
+    if confirmed and lines > 1:
+        return Resolution.split(f"{reason} ({confirmed} messages of the request were stored; sending halves)")
+    return Resolution.retry(reason)
 
 
 def _no_topic(where: str) -> str:

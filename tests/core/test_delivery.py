@@ -92,3 +92,11 @@ async def test_a_retry_after_beyond_max_backoff_waits_max_backoff() -> None:
 def test_backoff_after_thousands_of_attempts_stays_at_its_cap() -> None:
     backoff = Backoff(initial_secs=0.5, max_secs=300.0, attempt=5000)
     assert 0 <= backoff.next_delay() <= 300.0
+
+
+async def test_reject_one_with_an_index_outside_the_request_halves_it_instead() -> None:
+    replies = [lambda lines: Resolution.reject_one(7, "invalid event 7", status=400)]
+    sink = ScriptedSink(replies)
+    rejected = await loop_for(sink)._deliver(list(LINES), Backoff(initial_secs=0.01, max_secs=0.01))
+    assert rejected == []
+    assert sink.requests == [LINES, LINES[:2], LINES[2:]]

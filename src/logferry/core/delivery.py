@@ -4,8 +4,10 @@ The loop reads committed outbox entries in order, packs their lines into request
 the sink's limits, and deletes entries only after the destination confirmed them (or the
 lines were dead-lettered with the destination's reason). Retries never give up — the
 outbox holds the data and other sinks are not affected — and wait with full jitter, never
-less than the destination's ``Retry-After``. A split halves a request (413, or a 400 that
-one bad record may have caused) until the bad record stands alone and is dead-lettered.
+less than the destination's ``Retry-After`` (itself capped at ``max_backoff_secs``). A split
+halves a request (413, or a 400 that one bad record may have caused) until the bad record
+stands alone and is dead-lettered; a destination that names the bad record (``reject_one``)
+has the lines before it counted as delivered and only those after it sent again.
 """
 
 from __future__ import annotations
@@ -125,7 +127,12 @@ class DeliveryLoop:
             SinkRequestSent(self.name, res.status, size).emit(self.metrics)
             if res.action is Action.DELIVERED:
                 self._delivered(len(chunk), backoff)
-            elif res.action is Action.SPLIT and len(chunk) > 1:
+            elif len(chunk) > 1 and (
+                res.action is Action.SPLIT
+                or (res.action is Action.REJECT and res.index is not None and not 0 <= res.index < len(chunk))
+            ):
+                # An index outside the request is the destination (or the sink) confused: halving still
+                # isolates the bad record, where rejecting the whole request would dead-letter good ones.
                 _log.debug("sink %s: %d lines split in two: %s", self.name, len(chunk), res.reason)
                 mid = len(chunk) // 2
                 todo.appendleft(chunk[mid:])

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from logferry.core.types import JSONValue, Record
 from logferry.formats import ParseError
 
-__all__ = ["FACILITY_NAMES", "SEVERITY_NAMES", "SyslogParser", "parse_syslog"]
+__all__ = ["FACILITY_NAMES", "SEVERITY_NAMES", "SyslogParser", "check_severity", "parse_syslog"]
 
 # RFC 5424 §6.2.1 table 1, with the keywords rsyslog and util-linux logger use.
 FACILITY_NAMES: tuple[str, ...] = (
@@ -32,6 +32,14 @@ FACILITY_NAMES: tuple[str, ...] = (
 )  # fmt: skip
 # RFC 5424 §6.2.1 table 2.
 SEVERITY_NAMES: tuple[str, ...] = ("emerg", "alert", "crit", "err", "warning", "notice", "info", "debug")
+
+
+def check_severity(value: str) -> str:
+    """``value`` if it is a severity keyword, else ``ValueError`` listing them (for config validators)."""
+    if value not in SEVERITY_NAMES:
+        raise ValueError(f"unknown severity {value!r}; use one of {', '.join(SEVERITY_NAMES)}")
+    return value
+
 
 # PRI text → (facility, facility name, severity, severity name), so a header costs one dict lookup.
 _PRI: dict[str, tuple[int, str, int, str]] = {

@@ -19,6 +19,7 @@ from logferry.schemas import TableDefinition, compile_mapping, load_table
 
 __all__ = ["RecordEncoder", "select_columns"]
 
+
 def _fallback(value: Any) -> Any:
     # Types orjson cannot write (Decimal, set, custom objects) become text rather than failing
     # the commit: a column of the wrong type is rejected later, visibly, as one dead letter.

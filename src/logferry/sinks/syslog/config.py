@@ -26,7 +26,7 @@ from logferry.config.base import BuildContext, ClientTLSConfig, SinkConfig
 from logferry.core.errors import ConfigError
 from logferry.core.registry import register_sink
 from logferry.formats.mapping import SHIPPED, load_mapping
-from logferry.formats.syslog import FACILITY_NAMES, SEVERITY_NAMES
+from logferry.formats.syslog import FACILITY_NAMES, SEVERITY_NAMES, check_severity
 from logferry.net.outbound import host_problem
 
 if TYPE_CHECKING:
@@ -178,9 +178,7 @@ class SyslogSinkConfig(SinkConfig):
     @field_validator("severity")
     @classmethod
     def _severity(cls, value: str) -> str:
-        if value not in SEVERITY_NAMES:
-            raise ValueError(f"unknown severity {value!r}; use one of {', '.join(SEVERITY_NAMES)}")
-        return value
+        return check_severity(value)
 
     @field_validator("severity_map")
     @classmethod

@@ -29,7 +29,7 @@ from logferry.config.listen import parse_listen
 from logferry.config.secrets import Secret
 from logferry.core.registry import register_source
 from logferry.formats.framing import DEFAULT_MAX_MESSAGE_BYTES
-from logferry.formats.syslog import FACILITY_NAMES, SEVERITY_NAMES
+from logferry.formats.syslog import FACILITY_NAMES, check_severity
 
 if TYPE_CHECKING:
     from logferry.sources.syslog.source import SyslogSource
@@ -185,9 +185,7 @@ class SyslogConfig(SourceConfig):
     @field_validator("severity")
     @classmethod
     def _severity(cls, value: str) -> str:
-        if value not in SEVERITY_NAMES:
-            raise ValueError(f"unknown severity {value!r}; use one of {', '.join(SEVERITY_NAMES)}")
-        return value
+        return check_severity(value)
 
     @field_validator("allowed_senders")
     @classmethod

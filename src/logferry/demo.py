@@ -1,8 +1,9 @@
-"""``logferry demo``: meshStack → Sentinel (and a file) against the built-in simulators, and the
-push and storage inputs (syslog, SCP, S3, Kafka) into files.
+"""``logferry demo``: meshStack → Sentinel, Splunk HEC (and a file) against the built-in simulators,
+and the push and storage inputs (syslog, SCP, S3, Kafka) into files.
 
-Starts the Entra ID, Sentinel Logs Ingestion and meshStack simulators on free localhost ports
-(TLS, like the real services), runs the real pipeline with faults injected — meshStack
+Starts the Entra ID, Sentinel Logs Ingestion, Splunk HEC (indexer acknowledgement on) and meshStack
+simulators on free localhost ports (TLS, like the real services), runs the real pipeline with
+faults injected — meshStack
 throttling (429) and a 5xx, a revoked token on each side (401), a Sentinel outage answer (503)
 and throttling with ``Retry-After`` — shows live progress, then stops new events, lets the
 pipeline drain and accounts for every event: generated, fetched, duplicates dropped,
@@ -33,6 +34,7 @@ from logferry.demo_inputs import DemoInput, demo_inputs
 from logferry.observe.logging import configure_logging
 from logferry.service import Service
 from logferry.sim.entra import EntraSim
+from logferry.sim.hec import HecSim
 from logferry.sim.meshstack import MeshStackSim
 from logferry.sim.sentinel import SentinelSim
 
@@ -57,12 +59,29 @@ SENTINEL_FAULTS = [
 
 
 def _config(
-    mesh: MeshStackSim, sentinel: SentinelSim, entra: EntraSim, data: Path, inputs: list[DemoInput]
+    mesh: MeshStackSim,
+    sentinel: SentinelSim,
+    entra: EntraSim,
+    hec: HecSim,
+    data: Path,
+    inputs: list[DemoInput],
 ) -> dict[str, Any]:
     # Secrets go in by reference even here: the demo runs the same config path as production.
     os.environ["LOGFERRY_DEMO_MESH_SECRET"] = mesh.credentials["client_secret"]
     os.environ["LOGFERRY_DEMO_ENTRA_SECRET"] = entra.client_secret
+    os.environ["LOGFERRY_DEMO_HEC_TOKEN"] = hec.credentials["token"]
     cfg = _mesh_config(mesh, sentinel, entra, data)
+    cfg["sinks"]["splunk"] = {
+        "type": "splunk_hec",
+        "inputs": ["mesh"],
+        "url": hec.url,
+        "token": "${env:LOGFERRY_DEMO_HEC_TOKEN}",
+        "sourcetype": "meshstack:event",
+        "time_field": "metadata.createdAt",
+        "ack": True,
+        "max_backoff_secs": 5,
+        "tls": {"ca_file": hec.ca_file},
+    }
     for inp in inputs:
         cfg["sources"][inp.name] = inp.source()
         cfg["sinks"][f"{inp.name}_file"] = inp.sink()
@@ -132,6 +151,7 @@ class _Counts:
             "duplicates_dropped": rt.duplicates,
             "delivered": {
                 "sentinel": self.sentinel.generated(),
+                "splunk": loops["splunk"].health.delivered,
                 "archive": loops["archive"].health.delivered,
             },
             "outbox_bytes": dict(self.service.pipeline.outbox_bytes),
@@ -176,7 +196,13 @@ async def _rows(sentinel: SentinelSim) -> list[dict[str, Any]]:
         return rows
 
 
-def _ssl(sim: MeshStackSim | SentinelSim) -> ssl.SSLContext:
+async def _hec_events(hec: HecSim) -> list[dict[str, Any]]:
+    async with aiohttp.ClientSession() as http, http.get(f"{hec.url}/sim/events", ssl=_ssl(hec)) as r:
+        events: list[dict[str, Any]] = orjson.loads(await r.read())
+        return events
+
+
+def _ssl(sim: MeshStackSim | SentinelSim | HecSim) -> ssl.SSLContext:
     return ssl.create_default_context(cafile=sim.ca_file)
 
 
@@ -207,6 +233,9 @@ async def run_demo(seconds: float = 15.0, as_json: bool = False) -> dict[str, An
     await entra.start(tls=True)
     sentinel = SentinelSim(entra=entra, faults=SENTINEL_FAULTS)
     await sentinel.start(tls=True)
+    # Acknowledgements turn true a little after each request, as an indexer's would.
+    hec = HecSim(ack=True, ack_delay_secs=0.1)
+    await hec.start(tls=True)
     inputs, left_out = demo_inputs(data)
     mesh = MeshStackSim(
         backlog_events=BACKLOG_EVENTS,
@@ -218,7 +247,7 @@ async def run_demo(seconds: float = 15.0, as_json: bool = False) -> dict[str, An
     await mesh.start(tls=True)
     service: Service | None = None
     try:
-        service = Service(parse_config(_config(mesh, sentinel, entra, data, inputs), data))
+        service = Service(parse_config(_config(mesh, sentinel, entra, hec, data, inputs), data))
         counts = _Counts(mesh, sentinel, service, inputs)
         await service.start()
         senders = [asyncio.create_task(inp.send(service)) for inp in inputs]
@@ -246,9 +275,14 @@ async def run_demo(seconds: float = 15.0, as_json: bool = False) -> dict[str, An
         dead = [d.component for d in await service.store.dead_letters(10_000)]
         await service.stop()
         rows = await _rows(sentinel)
+        splunk = [e["event"] for e in await _hec_events(hec)]
         archive = [orjson.loads(x) for x in (data / "meshstack.ndjson").read_bytes().splitlines() if x]
-        unique = {"sentinel": _unique(rows), "archive": len({r["metadata"]["uuid"] for r in archive})}
-        delivered = {"sentinel": len(rows), "archive": len(archive)}
+        unique = {
+            "sentinel": _unique(rows),
+            "splunk": len({e["metadata"]["uuid"] for e in splunk}),
+            "archive": len({r["metadata"]["uuid"] for r in archive}),
+        }
+        delivered = {"sentinel": len(rows), "splunk": len(splunk), "archive": len(archive)}
         snap = counts.snapshot()
         inputs_summary = {
             name: {
@@ -280,6 +314,7 @@ async def run_demo(seconds: float = 15.0, as_json: bool = False) -> dict[str, An
         for inp in inputs:
             await inp.close()
         await mesh.stop()
+        await hec.stop()
         await sentinel.stop()
         await entra.stop()
     _print_summary(console, summary, rows)

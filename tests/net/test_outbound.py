@@ -102,3 +102,19 @@ def test_a_missing_ca_file_names_the_option(tmp_path: Path) -> None:
     with pytest.raises(ValueError) as exc:
         ClientTLSConfig(ca_file=str(tmp_path / "nope.pem")).client_context()
     assert str(exc.value).startswith(f"tls.ca_file {tmp_path / 'nope.pem'}: ")
+
+
+async def test_a_server_without_session_tickets_is_accepted_within_a_short_timeout() -> None:
+    # rsyslog's GnuTLS driver sends no TLS 1.3 session ticket: the verdict wait must end (as an
+    # acceptance) within the connect timeout rather than fail every connection.
+    ctx = shared_server_certificate().ssl_context()
+    ctx.num_tickets = 0
+    server = await asyncio.start_server(_echo_nothing, "127.0.0.1", 0, ssl=ctx)
+    port = server.sockets[0].getsockname()[1]
+    client = ClientTLSConfig(ca_file=shared_server_certificate().cert_file).client_context()
+    try:
+        _, writer = await open_stream("127.0.0.1", port, ssl_context=client, timeout=0.8)
+        assert writer.get_extra_info("ssl_object").version() == "TLSv1.3"
+        writer.transport.abort()
+    finally:
+        server.close()

@@ -63,6 +63,8 @@ async def open_stream(
     is how a server that requires a client certificate answers a client without one.
     """
     where = f"{host}:{port}"
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout
     try:
         async with asyncio.timeout(timeout):
             reader, writer = await asyncio.open_connection(
@@ -72,7 +74,9 @@ async def open_stream(
                 server_hostname=(server_hostname or host) if ssl_context is not None else None,
             )
             try:
-                await _tls13_verdict(reader, writer)
+                # The verdict wait ends (as an acceptance) before the connect timeout would: a short
+                # timeout must not fail every connection to a server that sends no session ticket.
+                await _tls13_verdict(reader, writer, min(TLS13_VERDICT_SECS, (give_up - loop.time()) / 2))
             except ConnectionError as exc:
                 writer.transport.abort()
                 hint = f"; {refused_hint}" if refused_hint else ""
@@ -120,7 +124,9 @@ def _tune(sock: socket.socket) -> None:
             sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
-async def _tls13_verdict(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+async def _tls13_verdict(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, wait_secs: float
+) -> None:
     """Wait for a TLS 1.3 server to accept the session, so a refused client is not sent data.
 
     In TLS 1.3 the client's handshake is over before the server has checked the client's certificate
@@ -128,13 +134,13 @@ async def _tls13_verdict(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     lost without an error. Servers send their session tickets once they accept (OpenSSL and Java
     ones by default), so a ticket is the go-ahead and an alert or a close is the refusal (raised as
     ``ConnectionError``). A server that sends no ticket (rsyslog's GnuTLS driver) is trusted after
-    :data:`TLS13_VERDICT_SECS`.
+    ``wait_secs``.
     """
     ssl_object = writer.get_extra_info("ssl_object")
     if ssl_object is None or ssl_object.version() != "TLSv1.3":
         return
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + TLS13_VERDICT_SECS
+    deadline = loop.time() + wait_secs
     while loop.time() < deadline:
         session = ssl_object.session
         if session is not None and session.has_ticket:

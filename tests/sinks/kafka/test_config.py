@@ -99,6 +99,16 @@ def test_event_hubs_hub_defaults_to_the_entity_path(tmp_path: Path) -> None:
             {"protocol": "amqp"},
             "sinks.dst.connection_string: the connection string has no SharedAccessKeyName",
         ),
+        (
+            NAMESPACE_CS,
+            {"event_hub": "h", "protocol": "amqp", "amqp_endpoint": "sb://proxy.corp.example:99999"},
+            "amqp_endpoint must look like sb://HOST:PORT, got 'sb://proxy.corp.example:99999'",
+        ),
+        (
+            NAMESPACE_CS,
+            {"event_hub": "h", "protocol": "amqp", "amqp_endpoint": "sb://proxy.corp.example:abc"},
+            "amqp_endpoint must look like sb://HOST:PORT",
+        ),
     ],
 )
 def test_event_hubs_connection_problems_name_the_field_without_the_key(

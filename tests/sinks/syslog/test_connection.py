@@ -156,3 +156,32 @@ async def test_udp_looks_the_collector_up_again_periodically(
         assert lookups == ["localhost", "localhost"]
     finally:
         await sink.close()
+
+
+async def test_udp_keeps_sending_to_the_old_address_while_dns_is_down(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    loop = asyncio.get_running_loop()
+    real = loop.getaddrinfo
+    dns_up = True
+
+    async def flaky(host: Any, *args: Any, **kwargs: Any) -> Any:
+        if not dns_up:
+            raise socket.gaierror(socket.EAI_AGAIN, "Temporary failure in name resolution")
+        return await real(host, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "getaddrinfo", flaky)
+    collector = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    collector.bind(("127.0.0.1", 0))
+    collector.settimeout(5)
+    sink = build_sink(tmp_path, host="127.0.0.1", port=collector.getsockname()[1], protocol="udp")
+    lines = sink.encode([{"a": 1}])
+    try:
+        assert (await sink.send(lines)).action is Action.DELIVERED
+        dns_up = False
+        monkeypatch.setattr(transport_module, "RESOLVE_EVERY_SECS", 0.0)
+        assert (await sink.send(lines)).action is Action.DELIVERED
+        assert [collector.recv(65536) for _ in range(2)] == [lines[0], lines[0]]
+    finally:
+        await sink.close()
+        collector.close()

@@ -253,7 +253,11 @@ class EventHubsSinkConfig(_ProducerConfig):
                     "amqp_endpoint is used only with protocol: amqp; remove it or set protocol: amqp"
                 )
             url = urlparse(self.amqp_endpoint)
-            if url.scheme != "sb" or not url.hostname:
+            try:
+                port_ok = url.port is None or url.port > 0
+            except ValueError:  # a port that is not a number, or out of 0-65535
+                port_ok = False
+            if url.scheme != "sb" or not url.hostname or not port_ok:
                 raise ValueError(f"amqp_endpoint must look like sb://HOST:PORT, got {self.amqp_endpoint!r}")
         return self
 

@@ -1,11 +1,15 @@
 """The connection to the collector: one persistent TCP/TLS stream, or a connected UDP socket.
 
-``send`` writes framed messages and returns once asyncio has handed every byte to the kernel (the
-write buffer's high-water mark is 0, so ``drain`` waits for an empty buffer; over TLS, the buffer
-of the TCP transport underneath is waited for too). Any failure raises OSError (or TimeoutError)
-after dropping the connection, so the next send reconnects. Syslog has no application acknowledgement:
-bytes in the kernel's send buffer are out of logferry's hands, and a connection that breaks right
-after can lose them (RELP would close that gap; it is not supported).
+``send`` writes framed messages and returns once the collector's host has acknowledged every byte
+at the TCP level: asyncio holds none of them (the write buffer's high-water mark is 0, so ``drain``
+waits for an empty buffer; over TLS, the buffer of the TCP transport underneath is waited for too),
+and then the kernel's send queue is empty (``SIOCOUTQ``: bytes not yet sent or not yet
+acknowledged). Without that last wait a path that died silently would take up to the kernel's send
+buffer (4 MiB by default) of "delivered" requests with it. It costs one round trip per request.
+Any failure raises OSError (or TimeoutError) after dropping the connection, so the next send
+reconnects and the request is sent again. Syslog has no application acknowledgement: what the
+collector's host acknowledged but the collector never processed (it crashed) is lost (RELP would
+close that gap; it is not supported).
 
 Collectors send nothing back, but a task reads (and discards) whatever arrives, so a connection the
 collector closed or reset is noticed even when it wrote something first, and is replaced before
@@ -16,8 +20,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import fcntl
 import socket
 import ssl
+import struct
+import termios
 from typing import Literal, Protocol
 
 from logferry.net.outbound import ConnectFailed, open_stream
@@ -29,6 +36,17 @@ __all__ = ["RESOLVE_EVERY_SECS", "StreamTransport", "Transport", "UdpTransport",
 RESOLVE_EVERY_SECS = 60.0
 _DISCARD_CHUNK = 4096
 _FLUSH_POLL_SECS = 0.005
+_ACKED_POLL_MAX_SECS = 0.01
+#: Linux's SIOCOUTQ has TIOCOUTQ's number; elsewhere the kernel queue is not waited for.
+_OUTQ = getattr(termios, "TIOCOUTQ", None)
+
+
+def _unacknowledged(sock: socket.socket) -> int:
+    """Bytes in the kernel's send queue: not yet sent, or sent and not yet acknowledged by the peer."""
+    if _OUTQ is None:
+        return 0
+    queued: int = struct.unpack("i", fcntl.ioctl(sock.fileno(), _OUTQ, b"\0\0\0\0"))[0]
+    return queued
 
 
 def frame(lines: list[bytes], framing: Literal["octet_counted", "lf"]) -> bytes:
@@ -117,7 +135,8 @@ class StreamTransport:
         except TimeoutError:
             self._drop()
             raise TimeoutError(
-                f"{self._where} took no data for {self._timeout:g} s (collector stalled or overloaded)"
+                f"{self._where} took or acknowledged no data for {self._timeout:g} s (collector stalled, "
+                "overloaded or unreachable)"
             ) from None
         except OSError as exc:
             self._drop()
@@ -127,8 +146,20 @@ class StreamTransport:
     async def _flushed(self, writer: asyncio.StreamWriter) -> None:
         await writer.drain()
         below = self._below_tls
-        if below is None:
+        if below is not None:
+            await self._tls_flushed(below)
+        sock = writer.get_extra_info("socket")
+        if sock is None:
             return
+        # The kernel says nothing when its queue empties either; a round trip is usually enough.
+        delay = _FLUSH_POLL_SECS / 10
+        while _unacknowledged(sock):
+            if writer.is_closing():
+                raise ConnectionResetError("connection lost")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, _ACKED_POLL_MAX_SECS)
+
+    async def _tls_flushed(self, below: asyncio.WriteTransport) -> None:
         # Nothing tells the TLS layer's user when the TCP buffer below it empties: poll, which only
         # happens while the kernel's send buffer is full (a collector slower than logferry).
         while below.get_write_buffer_size():  # noqa: ASYNC110 - no event exists to wait on
@@ -175,6 +206,7 @@ class UdpTransport:
     def __init__(self, cfg: SyslogSinkConfig) -> None:
         self._host, self._port = cfg.address
         self._sock: socket.socket | None = None
+        self._address: tuple[str, int] | None = None
         self._resolved_at = 0.0
 
     async def _resolve(self) -> tuple[int, tuple[str, int]]:
@@ -191,10 +223,15 @@ class UdpTransport:
     async def send(self, lines: list[bytes]) -> None:
         loop = asyncio.get_running_loop()
         if self._sock is not None and loop.time() - self._resolved_at >= RESOLVE_EVERY_SECS:
-            await self.close()
+            self._resolved_at = loop.time()
+            # A DNS outage must not stop a sink whose collector still answers at the old address.
+            with contextlib.suppress(ConnectFailed):
+                if (await self._resolve())[1] != self._address:
+                    await self.close()
         if self._sock is None:
             self._resolved_at = loop.time()
             family, address = await self._resolve()
+            self._address = address
             sock = socket.socket(family, socket.SOCK_DGRAM)
             sock.setblocking(False)
             try:

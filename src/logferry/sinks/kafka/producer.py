@@ -19,7 +19,10 @@ its messages at once: on a link slower than the request's size per timeout, the 
 attempt would time out, and resending the whole request would store its head again each time
 without ever finishing. So when messages timed out after others of the same request were
 confirmed, the answer is ``split``: each half needs half the time, and the confirmed head is sent
-at most once more per halving (consumers dedupe on the record's own id).
+at most once more per halving (consumers dedupe on the record's own id). The sink then remembers
+how many messages got through: later requests above that size are split before anything is sent
+(no message, no duplicate), and the cap doubles after every :data:`CAP_GROWS_AFTER` clean
+requests, so a link that recovers is used in full again.
 
 After messages timed out, or a fatal error (the broker forgot this producer's id, e.g. after it
 lost its state), the producer session is replaced before the next send: a session that timed out
@@ -40,7 +43,7 @@ from dataclasses import dataclass, field
 from confluent_kafka import KafkaError, KafkaException, Producer
 from confluent_kafka.admin._metadata import ClusterMetadata
 
-from logferry.core.sink import BatchLimits, CheckResult, Resolution
+from logferry.core.sink import Action, BatchLimits, CheckResult, Resolution
 from logferry.core.types import Record
 from logferry.net.kafka import HOPELESS_CODES, RdkafkaValue, librdkafka_logger
 from logferry.observe.logging import log_event
@@ -55,6 +58,8 @@ REPORT_GRACE_SECS = 10.0
 CHECK_TIMEOUT_SECS = 10.0
 #: On stop, how long queued messages (of a send cut short) may take to go out.
 CLOSE_FLUSH_SECS = 5.0
+#: Clean requests at the capped size before the cap doubles (see the module docstring).
+CAP_GROWS_AFTER = 8
 _POLL_SECS = 0.1
 _PROBE_SECS = 2.0
 _SLICE_SECS = 1.0
@@ -235,6 +240,9 @@ class KafkaSink:
         self._shape = shape
         self._log = logger or logging.getLogger(f"logferry.sink.{name}")
         self._client: _Client | None = None
+        #: Most lines per request since a request timed out part-way; None: no cap.
+        self._cap: int | None = None
+        self._clean = 0
 
     def encode(self, records: Sequence[Record]) -> list[bytes]:
         return self._lines.encode("", records)
@@ -254,6 +262,21 @@ class KafkaSink:
     async def send(self, lines: list[bytes]) -> Resolution:
         if not lines:
             return Resolution.delivered()
+        cap = self._cap
+        if cap is not None and len(lines) > cap:
+            return Resolution.split(
+                f"{self.settings.where}: requests are held to {cap} messages since a larger one could not "
+                "be delivered within delivery_timeout_secs"
+            )
+        result = await self._send(lines)
+        if result.action is Action.DELIVERED and cap is not None:
+            self._clean += 1
+            if self._clean >= CAP_GROWS_AFTER:
+                self._cap = None if cap * 2 >= _REQUEST_MAX_EVENTS else cap * 2
+                self._clean = 0
+        return result
+
+    async def _send(self, lines: list[bytes]) -> Resolution:
         messages = self._shape.build(lines)
         if isinstance(messages, Resolution):
             return messages
@@ -271,10 +294,10 @@ class KafkaSink:
         except TimeoutError:
             client.retire = "delivery reports overdue"
             reason = clip(f"{s.where}: no delivery report within {wait:g} s")
-            return _partly(reason, delivery.confirmed, len(lines))
+            return self._partly(reason, delivery.confirmed, len(lines))
         if isinstance(stopped, BufferError):
             reason = f"{s.where}: the producer's queue is full"
-            return _partly(reason, delivery.confirmed, len(lines))
+            return self._partly(reason, delivery.confirmed, len(lines))
         errors = list(delivery.errors)
         if isinstance(stopped, KafkaException):
             errors.append(stopped.args[0])
@@ -323,8 +346,18 @@ class KafkaSink:
             client.retire = "messages timed out"
             why = f": {cause[-1].str()}" if cause else ""
             reason = clip(f"no acknowledgement from {s.where} within {s.timeout_secs:g} s{why}; {s.hint}")
-            return _partly(reason, confirmed, lines)
+            return self._partly(reason, confirmed, lines)
         return Resolution.retry(clip(f"{s.where}: {errors[-1].str()}"))
+
+    def _partly(self, reason: str, confirmed: int, lines: int) -> Resolution:
+        """Part of the request went out: ``split`` if part of it got through, and cap later requests at
+        what did (see the module docstring); else retry."""
+        if confirmed and lines > 1:
+            self._cap, self._clean = max(1, min(lines - 1, confirmed)), 0
+            return Resolution.split(
+                f"{reason} ({confirmed} messages of the request were stored; sending halves)"
+            )
+        return Resolution.retry(reason)
 
     async def healthcheck(self) -> CheckResult:
         s = self.settings
@@ -381,14 +414,6 @@ class KafkaSink:
             client = await asyncio.to_thread(_Client, self.settings.props, self._log, self.name)
             self._client = client
         return client
-
-
-def _partly(reason: str, confirmed: int, lines: int) -> Resolution:
-    """Part of the request went out: ``split`` if part of it got through (see the module docstring),
-    else retry."""
-    if confirmed and lines > 1:
-        return Resolution.split(f"{reason} ({confirmed} messages of the request were stored; sending halves)")
-    return Resolution.retry(reason)
 
 
 def _no_topic(where: str) -> str:

@@ -100,9 +100,12 @@ class SinkConformance:
         result = await sink.healthcheck()
         assert result.ok, result.message
 
-    async def test_outage_is_retried_and_recovery_delivers_everything(self, case: SinkCase, sink: Sink) -> None:
-        if case.outage is None or case.recover is None:
-            pytest.skip("this destination cannot be taken down from a test")
+    async def test_outage_is_retried_and_recovery_delivers_everything(
+        self, case: SinkCase, sink: Sink
+    ) -> None:
+        # A destination with no outage to stage (a local file, UDP) removes this test in its class
+        # (``test_outage_… = None``) and says why; every other case must stage one.
+        assert case.outage is not None and case.recover is not None, "give the case outage and recover"
         before = await case.arrived()
         lines = sink.encode(case.records)
         requests = list(pack(sink.limits, lines))

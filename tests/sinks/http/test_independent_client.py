@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 import requests
+import splunk_data_sender  # type: ignore[import-untyped]  # no type hints published
 from yarl import URL
 
 from logferry.sim.hec import DEFAULT_TOKEN, HecSim
 from tests.conftest import wait_for
 from tests.sinks.http.conftest import StartHec, stored
-
-splunk_data_sender = pytest.importorskip("splunk_data_sender")
 
 
 def client(sim: HecSim, **options: Any) -> Any:

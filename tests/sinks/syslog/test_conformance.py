@@ -70,6 +70,9 @@ class TestSyslogTlsConformance(SinkConformance):
 
 
 class TestSyslogUdpConformance(SinkConformance):
+    # A datagram to a stopped receiver is simply lost: UDP has no outage a sender can notice.
+    test_outage_is_retried_and_recovery_delivers_everything = None  # type: ignore[assignment]
+
     @pytest.fixture
     async def case(self, tmp_path: Path) -> AsyncIterator[SinkCase]:
         async with syslog_case(tmp_path, "udp", outage=False) as c:

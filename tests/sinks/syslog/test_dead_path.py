@@ -3,19 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import shutil
 import sys
 from pathlib import Path
 
 import orjson
-import pytest
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
-@pytest.mark.skipif(
-    shutil.which("unshare") is None or shutil.which("ip") is None, reason="needs unshare and ip"
-)
 async def test_a_dead_path_is_a_retry_not_a_loss() -> None:
     proc = await asyncio.create_subprocess_exec(
         "unshare",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -27,6 +28,31 @@ async def start_logferry(cfg_path: Path, log: Path) -> asyncio.subprocess.Proces
         sys.executable, "-m", "logferry", "run", "-c", str(cfg_path),
         stdout=log.open("ab"), stderr=asyncio.subprocess.STDOUT, env=os.environ.copy(),
     )  # fmt: skip
+
+
+def output_bytes(path: Path) -> int:
+    """Bytes a file sink has written to ``path`` so far (current file and rotated ones)."""
+    return sum(p.stat().st_size for p in path.parent.glob(path.name + "*"))
+
+
+async def kill_after_progress(cfg_path: Path, log: Path, progress: Callable[[], int], delay: float) -> None:
+    """Start ``logferry run -c cfg_path`` and SIGKILL it ``delay`` seconds after ``progress()`` first grows.
+
+    A kill timed from the start would land before the first write whenever start-up is slow (imports
+    alone take over a second on a loaded CI machine); timing it from the first progress keeps it
+    mid-run on any machine.
+    """
+    before = progress()
+    proc = await start_logferry(cfg_path, log)
+    try:
+        await wait_for(lambda: proc.returncode is not None or progress() > before, timeout=60)
+        assert proc.returncode is None, f"logferry exited with {proc.returncode}: {log.read_text()[-3000:]}"
+        await asyncio.sleep(delay)
+    finally:
+        if proc.returncode is None:
+            proc.send_signal(signal.SIGKILL)
+        await proc.wait()
+    assert proc.returncode == -signal.SIGKILL
 
 
 def secret_ref(name: str, value: str) -> str:

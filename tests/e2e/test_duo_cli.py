@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from logferry.sim.duo import DuoSim
-from tests.conftest import read_ndjson, wait_for
+from tests.conftest import kill_after_progress, output_bytes, read_ndjson, wait_for
 from tests.conftest import start_logferry as start
 from tests.sources.test_duo import duo_source, event_id, expected
 
@@ -37,10 +37,9 @@ async def test_sigkill_mid_backlog_loses_nothing_in_any_lane(tmp_path: Path) -> 
         path.write_text(yaml.safe_dump(cfg))
         rng = random.Random(int(os.environ.get("LOGFERRY_CRASH_SEED", "4")))
         for _ in range(3):
-            proc = await start(path, tmp_path / "run.log")
-            await asyncio.sleep(rng.uniform(1.5, 2.5))
-            proc.send_signal(signal.SIGKILL)
-            assert await proc.wait() == -signal.SIGKILL
+            await kill_after_progress(
+                path, tmp_path / "run.log", lambda: output_bytes(out), rng.uniform(0.2, 1.0)
+            )
         got_before = {event_id(r) for r in read_ndjson(out)} if out.exists() else set()
         assert got_before and not want <= got_before, "the kills must land before the end"
         proc = await start(path, tmp_path / "run.log")

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from logferry.sim.mimecast import MimecastSim
-from tests.conftest import read_ndjson, wait_for
+from tests.conftest import kill_after_progress, output_bytes, read_ndjson, wait_for
 from tests.conftest import start_logferry as start
 from tests.sources.test_mimecast import keys, mc_source, siem
 
@@ -37,10 +37,9 @@ async def test_sigkill_mid_backlog_loses_nothing_and_repeats_nothing_of_its_own(
         path.write_text(yaml.safe_dump(cfg))
         rng = random.Random(int(os.environ.get("LOGFERRY_CRASH_SEED", "5")))
         for _ in range(KILLS):
-            proc = await start(path, tmp_path / "run.log")
-            await asyncio.sleep(rng.uniform(1.2, 2.2))
-            proc.send_signal(signal.SIGKILL)
-            assert await proc.wait() == -signal.SIGKILL
+            await kill_after_progress(
+                path, tmp_path / "run.log", lambda: output_bytes(out), rng.uniform(0.1, 0.9)
+            )
         assert not want <= set(keys(out)), "the kills must land before the end of the backlog"
         proc = await start(path, tmp_path / "run.log")
         try:

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, urlsplit
 import yaml
 
 from logferry.sim.o365 import O365Sim
-from tests.conftest import read_ndjson, wait_for
+from tests.conftest import kill_after_progress, output_bytes, read_ndjson, wait_for
 from tests.conftest import start_logferry as start
 from tests.e2e.test_cli import logferry
 from tests.sources.test_office365 import o365_sim, o365_source
@@ -93,10 +93,9 @@ async def test_sigkill_mid_window_with_pending_blobs_loses_nothing(tmp_path: Pat
         out = tmp_path / "out.ndjson"
         rng = random.Random(int(os.environ.get("LOGFERRY_CRASH_SEED", "3")))
         for _ in range(4):
-            proc = await start(path, tmp_path / "run.log")
-            await asyncio.sleep(rng.uniform(1.5, 3.0))
-            proc.send_signal(signal.SIGKILL)
-            assert await proc.wait() == -signal.SIGKILL
+            await kill_after_progress(
+                path, tmp_path / "run.log", lambda: output_bytes(out), rng.uniform(0.2, 1.5)
+            )
         assert not want <= {r["Id"] for r in read_ndjson(out)}, "the kills must land before the end"
         proc = await start(path, tmp_path / "run.log")
         try:

@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 
 from logferry.sim.amp import AmpSim
-from tests.conftest import read_ndjson, wait_for
+from tests.conftest import kill_after_progress, output_bytes, read_ndjson, wait_for
 from tests.conftest import start_logferry as start
 from tests.sources.test_secure_endpoint import amp_source
 
@@ -33,10 +33,9 @@ async def test_sigkill_mid_pass_while_events_arrive_loses_nothing(tmp_path: Path
         path.write_text(yaml.safe_dump(cfg))
         rng = random.Random(int(os.environ.get("LOGFERRY_CRASH_SEED", "5")))
         for _ in range(KILLS):
-            proc = await start(path, tmp_path / "run.log")
-            await asyncio.sleep(rng.uniform(1.5, 2.5))
-            proc.send_signal(signal.SIGKILL)
-            assert await proc.wait() == -signal.SIGKILL
+            await kill_after_progress(
+                path, tmp_path / "run.log", lambda: output_bytes(out), rng.uniform(0.2, 1.0)
+            )
         got_before = {r["id"] for r in read_ndjson(out)} if out.exists() else set()
         assert 0 < len(got_before) < 6000, "the kills must land mid-backlog, after some progress"
         proc = await start(path, tmp_path / "run.log")

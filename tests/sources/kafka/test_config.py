@@ -55,6 +55,22 @@ def test_event_hubs_defaults_hub_from_entity_path_and_group_to_default(tmp_path:
 
 
 @pytest.mark.parametrize(
+    ("endpoint", "bootstrap"),
+    [
+        ("sb://emulator.local:19093/", "emulator.local:19093"),
+        ("sb://[::1]:19093/", "[::1]:19093"),
+        ("sb://contoso-logs.servicebus.windows.net/", "contoso-logs.servicebus.windows.net:9093"),
+    ],
+)
+def test_a_port_in_the_endpoint_replaces_9093(tmp_path: Path, endpoint: str, bootstrap: str) -> None:
+    conn = NAMESPACE_CS.replace("sb://contoso-logs.servicebus.windows.net/", endpoint)
+    s = event_hubs(tmp_path, conn=conn, event_hub="h")
+    assert s.problem is None
+    assert s.props["bootstrap.servers"] == bootstrap
+    assert f"Event Hubs {bootstrap} hub h" in s.where
+
+
+@pytest.mark.parametrize(
     ("conn", "extra", "problem"),
     [
         (NAMESPACE_CS, {}, "event_hub: required because the connection string has no EntityPath"),
@@ -64,6 +80,11 @@ def test_event_hubs_defaults_hub_from_entity_path_and_group_to_default(tmp_path:
             "differs from the connection string's EntityPath",
         ),
         (f"SharedAccessKeyName=x;SharedAccessKey={KEY}", {"event_hub": "h"}, "has no Endpoint=sb://"),
+        (
+            NAMESPACE_CS.replace(".windows.net/", ".windows.net:port/"),
+            {"event_hub": "h"},
+            "Endpoint is not a URL like sb://",
+        ),
         (
             "Endpoint=sb://ns.servicebus.windows.net/;SharedAccessSignature=SharedAccessSignature sr=x&sig=y",
             {"event_hub": "h"},

@@ -37,7 +37,6 @@ from logferry.core.errors import ConfigError
 from logferry.core.registry import register_sink
 from logferry.net.http import is_loopback
 from logferry.net.kafka import (
-    EVENT_HUBS_KAFKA_PORT,
     KafkaConnection,
     RdkafkaValue,
     connection_string_parts,
@@ -265,10 +264,11 @@ class EventHubsSinkConfig(_ProducerConfig):
         secret = self.connection_string.reveal()
         field = f"sinks.{name}"
         try:
-            host, entity = parse_connection_string(secret)
+            endpoint = parse_connection_string(secret)
         except ValueError as exc:
             raise ConfigError([f"{field}.connection_string: {exc}"]) from None
-        hub, problem = pick_event_hub(self.event_hub, entity, "write")
+        host = endpoint.host
+        hub, problem = pick_event_hub(self.event_hub, endpoint.entity, "write")
         if problem is not None or hub is None:
             raise ConfigError([f"{field}.{problem}"])
         emulator = connection_string_parts(secret).get("usedevelopmentemulator", "").lower() == "true"
@@ -307,11 +307,11 @@ class EventHubsSinkConfig(_ProducerConfig):
 
         settings = ProducerSettings(
             props={
-                **event_hubs_props(host, secret, self.tls),
+                **event_hubs_props(endpoint, secret, self.tls),
                 **self._producer_props(f"logferry-{name}", self.compression),
             },
             topic=hub,
-            where=f"Event Hubs {host}:{EVENT_HUBS_KAFKA_PORT} hub {hub}",
+            where=f"Event Hubs {endpoint.kafka_bootstrap} hub {hub}",
             hint="check the connection string, that the namespace is Standard tier or above (the Kafka "
             "endpoint is not in Basic) and that this host can reach port 9093",
             timeout_secs=self.delivery_timeout_secs,

@@ -40,6 +40,7 @@ from logferry.config.secrets import Secret
 from logferry.core.registry import register_source
 from logferry.net.kafka import (
     EVENT_HUBS_KAFKA_PORT,
+    EventHubsEndpoint,
     KafkaConnection,
     RdkafkaValue,
     event_hubs_props,
@@ -238,21 +239,24 @@ class EventHubsConfig(_ConsumerConfig):
 
     def consumer_settings(self, name: str) -> ConsumerSettings:
         try:
-            host, entity = parse_connection_string(self.connection_string.reveal())
+            endpoint = parse_connection_string(self.connection_string.reveal())
             problem = None
         except ValueError as exc:
-            host, entity, problem = "", None, f"connection_string: {exc}"
-        hub, hub_problem = pick_event_hub(self.event_hub, entity, "read")
+            endpoint, problem = (
+                EventHubsEndpoint("", EVENT_HUBS_KAFKA_PORT, None),
+                f"connection_string: {exc}",
+            )
+        hub, hub_problem = pick_event_hub(self.event_hub, endpoint.entity, "read")
         problem = problem or hub_problem
         props = {
-            **event_hubs_props(host, self.connection_string.reveal(), self.tls),
+            **event_hubs_props(endpoint, self.connection_string.reveal(), self.tls),
             **self._common_props(name, self.consumer_group),
         }
         settings = self._settings(
             props,
             [hub or ""],
             self.unwrap_records,
-            f"Event Hubs {host}:{EVENT_HUBS_KAFKA_PORT} hub {hub} (consumer group {self.consumer_group})",
+            f"Event Hubs {endpoint.kafka_bootstrap} hub {hub} (consumer group {self.consumer_group})",
             "check the connection string, that the namespace is Standard tier or above (the Kafka endpoint "
             "is not in Basic) and that this host can reach port 9093",
         )

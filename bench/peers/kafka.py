@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
+import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 from logferry.sim.peers import TansuBroker
 from peers import Peer
@@ -20,12 +23,13 @@ TOPIC = "bench"
 PARTITIONS = 4
 
 _COUNT = """
-import sys
+import json, os, sys
 from confluent_kafka import Consumer, KafkaError, TopicPartition
 
 bootstrap, topic, partitions = sys.argv[1], sys.argv[2], int(sys.argv[3])
+login = json.loads(os.environ.get("BENCH_KAFKA_LOGIN", "{}"))  # not argv: it may hold a password
 consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": "bench-count", "enable.auto.commit": False,
-                     "enable.partition.eof": True, "fetch.wait.max.ms": 10})
+                     "enable.partition.eof": True, "fetch.wait.max.ms": 10, **login})
 consumer.assign([TopicPartition(topic, p, 0) for p in range(partitions)])
 count, at_end = 0, set()
 while len(at_end) < partitions:
@@ -42,20 +46,27 @@ print(count)
 """
 
 
+async def count_topic(
+    bootstrap: str, topic: str, partitions: int, login: dict[str, Any] | None = None
+) -> int:
+    """Messages in ``topic`` now, counted by a consumer in a child process."""
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _COUNT, bootstrap, topic, str(partitions),
+        stdout=asyncio.subprocess.PIPE, env={**os.environ, "BENCH_KAFKA_LOGIN": json.dumps(login or {})},
+    )  # fmt: skip
+    out, _ = await proc.communicate()
+    if proc.returncode != 0:
+        raise RuntimeError(f"counting the topic failed (exit {proc.returncode})")
+    return int(out)
+
+
 @contextlib.asynccontextmanager
 async def peer(tmp: Path) -> AsyncIterator[Peer]:
     broker = TansuBroker(log=tmp / "tansu.log")
     await asyncio.to_thread(broker.start)
 
     async def arrived() -> int:
-        proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-c", _COUNT, broker.bootstrap, TOPIC, str(PARTITIONS),
-            stdout=asyncio.subprocess.PIPE,
-        )  # fmt: skip
-        out, _ = await proc.communicate()
-        if proc.returncode != 0:
-            raise RuntimeError(f"counting the topic failed (exit {proc.returncode})")
-        return int(out)
+        return await count_topic(broker.bootstrap, TOPIC, PARTITIONS)
 
     try:
         await asyncio.to_thread(broker.create_topic, TOPIC, PARTITIONS)

@@ -12,11 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import pytest
 
 from logferry.config.loader import parse_config
 from logferry.connectors import load_builtin
 from logferry.service import Service
 from logferry.sim.entra import EntraSim
+from logferry.sim.eventhubs import EventHubsSim
 from logferry.sim.sentinel import SentinelSim
 
 load_builtin()
@@ -121,3 +123,14 @@ def read_ndjson(path: Path) -> list[dict[str, Any]]:
         complete = p.read_bytes().split(b"\n")[:-1]
         out.extend(orjson.loads(line) for line in complete if line)
     return out
+
+
+@pytest.fixture
+async def kafka_namespace() -> AsyncIterator[EventHubsSim]:
+    """An Event Hubs namespace (two partitions) with its Kafka endpoint: TLS, SASL PLAIN, Tansu behind."""
+    sim = EventHubsSim(partitions=2, kafka=True)
+    await sim.start(tls=True)
+    try:
+        yield sim
+    finally:
+        await sim.stop()

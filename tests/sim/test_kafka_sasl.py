@@ -7,21 +7,10 @@ from __future__ import annotations
 import asyncio
 import ssl
 import struct
-from collections.abc import AsyncIterator
 
 import pytest
 
 from logferry.sim.eventhubs import EventHubsSim
-
-
-@pytest.fixture
-async def namespace() -> AsyncIterator[EventHubsSim]:
-    sim = EventHubsSim(partitions=1, kafka=True)
-    await sim.start(tls=True)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 class Client:
@@ -84,9 +73,9 @@ def api_keys(answer: bytes, version: int) -> dict[int, tuple[int, int]]:
 
 @pytest.mark.parametrize("version", [0, 3])
 async def test_api_versions_come_from_the_broker_with_the_sasl_apis_added(
-    namespace: EventHubsSim, version: int
+    kafka_namespace: EventHubsSim, version: int
 ) -> None:
-    client = await Client.connect(namespace)
+    client = await Client.connect(kafka_namespace)
     # v3: client software name and version as compact strings, then no tagged fields.
     body = b"\x02t\x021\x00" if version >= 3 else b""
     client.send(18, version, body, flexible=version >= 3)
@@ -96,15 +85,15 @@ async def test_api_versions_come_from_the_broker_with_the_sasl_apis_added(
     await client.close()
 
 
-async def test_a_request_before_login_closes_the_connection(namespace: EventHubsSim) -> None:
-    client = await Client.connect(namespace)
+async def test_a_request_before_login_closes_the_connection(kafka_namespace: EventHubsSim) -> None:
+    client = await Client.connect(kafka_namespace)
     client.send(3, 0, struct.pack(">i", 0))  # Metadata v0, all topics
     assert await client.closed()
     await client.close()
 
 
-async def test_only_plain_is_offered(namespace: EventHubsSim) -> None:
-    client = await Client.connect(namespace)
+async def test_only_plain_is_offered(kafka_namespace: EventHubsSim) -> None:
+    client = await Client.connect(kafka_namespace)
     client.send(17, 1, string("SCRAM-SHA-256"))
     answer = await client.answer()
     correlation, error, count = struct.unpack_from(">ihi", answer)
@@ -114,22 +103,26 @@ async def test_only_plain_is_offered(namespace: EventHubsSim) -> None:
     await client.close()
 
 
-async def test_v0_handshake_takes_the_bare_token_then_relays_to_the_broker(namespace: EventHubsSim) -> None:
-    client = await Client.connect(namespace)
+async def test_v0_handshake_takes_the_bare_token_then_relays_to_the_broker(
+    kafka_namespace: EventHubsSim,
+) -> None:
+    client = await Client.connect(kafka_namespace)
     client.send(17, 0, string("PLAIN"))
     assert struct.unpack(">ih", (await client.answer())[:6]) == (7, 0)
-    client.send_raw(plain("$ConnectionString", namespace.credentials["kafka_connection_string"]))
+    client.send_raw(plain("$ConnectionString", kafka_namespace.credentials["kafka_connection_string"]))
     assert await client.answer() == b""  # the empty server token: logged in
     client.send(3, 0, struct.pack(">i", 0))  # Metadata v0 now reaches Tansu
     answer = await client.answer()
     assert struct.unpack_from(">i", answer) == (7,)
-    assert namespace.options.hub.encode() in answer
+    assert kafka_namespace.options.hub.encode() in answer
     await client.close()
 
 
 @pytest.mark.parametrize("version", [1, 2])
-async def test_a_refused_login_answers_the_reason_then_closes(namespace: EventHubsSim, version: int) -> None:
-    client = await Client.connect(namespace)
+async def test_a_refused_login_answers_the_reason_then_closes(
+    kafka_namespace: EventHubsSim, version: int
+) -> None:
+    client = await Client.connect(kafka_namespace)
     client.send(17, 1, string("PLAIN"))
     await client.answer()
     token = plain("$ConnectionString", "Endpoint=sb://x/;SharedAccessKeyName=a;SharedAccessKey=b")
@@ -149,33 +142,33 @@ async def test_a_refused_login_answers_the_reason_then_closes(namespace: EventHu
     assert message == b"the connection string's SharedAccessKeyName or SharedAccessKey is not valid"
     assert await client.closed()
     await client.close()
-    assert namespace.kafka is not None and namespace.kafka.counters["auth_failures"] == 1
+    assert kafka_namespace.kafka is not None and kafka_namespace.kafka.counters["auth_failures"] == 1
 
 
-async def test_a_garbage_frame_closes_only_its_own_connection(namespace: EventHubsSim) -> None:
-    bad = await Client.connect(namespace)
+async def test_a_garbage_frame_closes_only_its_own_connection(kafka_namespace: EventHubsSim) -> None:
+    bad = await Client.connect(kafka_namespace)
     bad.writer.write(b"\xff\xff\xff\xff")  # a negative frame size
     assert await bad.closed()
     await bad.close()
-    good = await Client.connect(namespace)
+    good = await Client.connect(kafka_namespace)
     good.send(18, 0, b"")
     assert 36 in api_keys(await good.answer(), 0)
     await good.close()
 
 
-async def test_an_outage_refuses_new_connections_and_cuts_open_ones(namespace: EventHubsSim) -> None:
-    open_one = await Client.connect(namespace)
+async def test_an_outage_refuses_new_connections_and_cuts_open_ones(kafka_namespace: EventHubsSim) -> None:
+    open_one = await Client.connect(kafka_namespace)
     open_one.send(18, 0, b"")
     await open_one.answer()
-    namespace.faults.start_outage(asyncio.get_running_loop().time(), 60)
+    kafka_namespace.faults.start_outage(asyncio.get_running_loop().time(), 60)
     open_one.send(18, 0, b"")
     assert await open_one.closed()
     await open_one.close()
     with pytest.raises((ConnectionError, ssl.SSLError, asyncio.IncompleteReadError)):
-        late = await Client.connect(namespace)
+        late = await Client.connect(kafka_namespace)
         await late.answer()
-    assert namespace.kafka is not None
-    assert namespace.kafka.counters["refused"] >= 1
+    assert kafka_namespace.kafka is not None
+    assert kafka_namespace.kafka.counters["refused"] >= 1
 
 
 @pytest.mark.parametrize(

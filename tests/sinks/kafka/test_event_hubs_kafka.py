@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
@@ -16,16 +15,6 @@ from logferry.core.sink import Action
 from logferry.sim.eventhubs import EventHubsSim
 from tests.conftest import secret_ref
 from tests.sinks.kafka.conftest import Arrived, read_topic
-
-
-@pytest.fixture
-async def namespace() -> AsyncIterator[EventHubsSim]:
-    sim = EventHubsSim(partitions=2, kafka=True)
-    await sim.start(tls=True)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 def kafka_sink(sim: EventHubsSim, conn: str | None = None, **extra: Any) -> dict[str, Any]:
@@ -49,28 +38,28 @@ async def hub_contents(sim: EventHubsSim) -> list[Arrived]:
 
 
 async def test_records_reach_the_hub_through_tls_and_the_connection_string_login(
-    namespace: EventHubsSim, build: Any
+    kafka_namespace: EventHubsSim, build: Any
 ) -> None:
-    sink = await build(kafka_sink(namespace, partition_key="tenant", compression="gzip"))
+    sink = await build(kafka_sink(kafka_namespace, partition_key="tenant", compression="gzip"))
     records = [{"id": i, "tenantId": f"tenant-{i % 3}"} for i in range(300)]
     result = await sink.send(sink.encode(records))
     assert result.action is Action.DELIVERED, result.reason
     assert (await sink.healthcheck()).ok
-    got = await hub_contents(namespace)
+    got = await hub_contents(kafka_namespace)
     assert sorted(orjson.loads(m.value)["id"] for m in got) == list(range(300))
     partitions_of = {key: {m.partition for m in got if m.key == key} for key in {m.key for m in got}}
     assert set(partitions_of) == {b"tenant-0", b"tenant-1", b"tenant-2"}
     assert all(len(p) == 1 for p in partitions_of.values()), partitions_of
-    assert namespace.kafka is not None and namespace.kafka.counters["auth_failures"] == 0
+    assert kafka_namespace.kafka is not None and kafka_namespace.kafka.counters["auth_failures"] == 0
 
 
 async def test_a_refused_key_is_retried_with_the_reason_and_never_shown(
-    namespace: EventHubsSim, build: Any, caplog: pytest.LogCaptureFixture
+    kafka_namespace: EventHubsSim, build: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     wrong_key = base64.b64encode(b"w" * 32).decode()
-    conn = namespace.credentials["kafka_connection_string"].replace(namespace.sas.key, wrong_key)
+    conn = kafka_namespace.credentials["kafka_connection_string"].replace(kafka_namespace.sas.key, wrong_key)
     caplog.set_level(logging.DEBUG)
-    sink = await build(kafka_sink(namespace, conn))
+    sink = await build(kafka_sink(kafka_namespace, conn))
     result = await sink.send(sink.encode([{"id": 1}, {"id": 2}]))
     assert result.action is Action.RETRY
     check = await sink.healthcheck()
@@ -78,18 +67,19 @@ async def test_a_refused_key_is_retried_with_the_reason_and_never_shown(
     # The endpoint's own reason reaches the operator, the key never does.
     assert "SharedAccessKey is not valid" in result.reason + check.message, (result.reason, check.message)
     for text in (result.reason, check.message, caplog.text):
-        assert wrong_key not in text and namespace.sas.key not in text
-    assert namespace.kafka is not None and namespace.kafka.counters["auth_failures"] > 0
-    assert await hub_contents(namespace) == []
+        assert wrong_key not in text and kafka_namespace.sas.key not in text
+    assert kafka_namespace.kafka is not None and kafka_namespace.kafka.counters["auth_failures"] > 0
+    assert await hub_contents(kafka_namespace) == []
 
 
 async def test_a_sas_token_instead_of_the_connection_string_is_refused_as_event_hubs_does(
-    namespace: EventHubsSim, build: Any
+    kafka_namespace: EventHubsSim, build: Any
 ) -> None:
     conn = (
-        namespace.credentials["kafka_connection_string"] + ";SharedAccessSignature=SharedAccessSignature sr=x"
+        kafka_namespace.credentials["kafka_connection_string"]
+        + ";SharedAccessSignature=SharedAccessSignature sr=x"
     )
-    sink = await build(kafka_sink(namespace, conn))
+    sink = await build(kafka_sink(kafka_namespace, conn))
     result = await sink.send(sink.encode([{"id": 1}]))
     assert result.action is Action.RETRY
     check = await sink.healthcheck()

@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import logging
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -18,16 +17,6 @@ from logferry.sim.eventhubs import EventHubsSim
 from tests.conftest import read_ndjson, running, secret_ref, wait_for
 from tests.sources.kafka.conftest import SESSION_TIMEOUT_SECS
 from tests.sources.kafka.test_delivery import envelope
-
-
-@pytest.fixture
-async def namespace() -> AsyncIterator[EventHubsSim]:
-    sim = EventHubsSim(partitions=2, kafka=True)
-    await sim.start(tls=True)
-    try:
-        yield sim
-    finally:
-        await sim.stop()
 
 
 def publish(sim: EventHubsSim, messages: list[dict[str, Any]]) -> None:
@@ -63,31 +52,31 @@ def health(svc: Any) -> Any:
 
 
 async def test_diagnostic_envelopes_are_read_through_the_connection_string_login(
-    namespace: EventHubsSim, tmp_path: Path
+    kafka_namespace: EventHubsSim, tmp_path: Path
 ) -> None:
-    await asyncio.to_thread(publish, namespace, [envelope(5, 5 * i) for i in range(20)])
+    await asyncio.to_thread(publish, kafka_namespace, [envelope(5, 5 * i) for i in range(20)])
     out = tmp_path / "out.ndjson"
-    conn = namespace.credentials["kafka_connection_string"]
-    async with running(config(namespace, conn, out), tmp_path) as svc:
+    conn = kafka_namespace.credentials["kafka_connection_string"]
+    async with running(config(kafka_namespace, conn, out), tmp_path) as svc:
         await wait_for(lambda: out.exists() and len(read_ndjson(out)) >= 100, timeout=60)
         assert health(svc).healthy
     assert sorted(r["properties"]["seq"] for r in read_ndjson(out)) == list(range(100))
-    assert namespace.kafka is not None and namespace.kafka.counters["auth_failures"] == 0
+    assert kafka_namespace.kafka is not None and kafka_namespace.kafka.counters["auth_failures"] == 0
 
 
 async def test_a_refused_key_turns_health_red_with_the_reason_and_without_the_key(
-    namespace: EventHubsSim, tmp_path: Path, caplog: pytest.LogCaptureFixture
+    kafka_namespace: EventHubsSim, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
-    await asyncio.to_thread(publish, namespace, [envelope(1, 0)])
+    await asyncio.to_thread(publish, kafka_namespace, [envelope(1, 0)])
     wrong_key = base64.b64encode(b"r" * 32).decode()
-    conn = namespace.credentials["kafka_connection_string"].replace(namespace.sas.key, wrong_key)
+    conn = kafka_namespace.credentials["kafka_connection_string"].replace(kafka_namespace.sas.key, wrong_key)
     out = tmp_path / "out.ndjson"
     caplog.set_level(logging.DEBUG)
     # A refusal is reported at once as the last error; health turns red after stale_after_secs.
-    async with running(config(namespace, conn, out, stale_after_secs=1.0), tmp_path) as svc:
+    async with running(config(kafka_namespace, conn, out, stale_after_secs=1.0), tmp_path) as svc:
         await wait_for(lambda: "SharedAccessKey is not valid" in (health(svc).reason or ""), timeout=30)
         assert not health(svc).healthy and "refused the credentials" in health(svc).reason
         status = svc.pipeline.status().to_json().decode()
     assert not out.exists() or read_ndjson(out) == []
     for text in (caplog.text, status):
-        assert wrong_key not in text and namespace.sas.key not in text
+        assert wrong_key not in text and kafka_namespace.sas.key not in text

@@ -216,7 +216,9 @@ class EventHubsSim(SimServer[EventHubsOptions]):
             creds["custom_endpoint_address"] = f"sb://{host}"
         if self.kafka is not None:
             creds["kafka_connection_string"] = self.kafka.connection_string(bound)
-            creds["kafka_bootstrap"] = f"{bound}:{self.kafka.port}"
+            creds["kafka_bootstrap"] = (
+                f"[{bound}]:{self.kafka.port}" if ":" in bound else f"{bound}:{self.kafka.port}"
+            )
         return creds
 
     @property

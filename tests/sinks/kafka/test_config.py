@@ -1,7 +1,7 @@
 """What the ``kafka`` and ``event_hubs`` sink configs build, and how they refuse bad settings.
 
-Tansu has no SASL or TLS, so the Event Hubs Kafka-endpoint client settings are checked here as
-data; the data path runs against Tansu in the other modules.
+The Event Hubs Kafka-endpoint client settings are checked here as data; test_event_hubs_kafka.py
+runs them against the simulator's endpoint (TLS, SASL PLAIN), the other modules against Tansu.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A real Kafka-protocol broker (Tansu, in memory) on a free port, and producer helpers.
 
 Tansu speaks the Kafka wire protocol with consumer groups and commits, but no SASL or TLS
-(TESTING.md): the Event Hubs client settings are unit-tested, the data path runs here.
+(TESTING.md); the Event Hubs simulator puts both in front of it (test_event_hubs_endpoint.py).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""The librdkafka settings each config type builds (Tansu has no SASL/TLS: these are unit tests)."""
+"""The librdkafka settings each config type builds, as units (the Event Hubs login itself runs against
+the simulator's Kafka endpoint in test_event_hubs_endpoint.py)."""
 
 from __future__ import annotations
 

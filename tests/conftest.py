@@ -11,6 +11,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import orjson
 import pytest
 
@@ -22,6 +23,11 @@ from logferry.sim.eventhubs import EventHubsSim
 from logferry.sim.sentinel import SentinelSim
 
 load_builtin()
+
+# Hypothesis fails an example that takes over 200 ms; on a loaded CI machine a garbage collection or
+# a scheduler pause does that to correct code. The properties are what the tests check, not speed.
+hypothesis.settings.register_profile("logferry", deadline=None)
+hypothesis.settings.load_profile("logferry")
 
 
 async def start_logferry(cfg_path: Path, log: Path) -> asyncio.subprocess.Process:

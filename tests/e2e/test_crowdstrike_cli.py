@@ -13,7 +13,7 @@ import orjson
 import yaml
 
 from logferry.sim.crowdstrike import CrowdStrikeSim
-from tests.conftest import read_ndjson, wait_for
+from tests.conftest import kill_after_progress, output_bytes, read_ndjson, wait_for
 from tests.conftest import start_logferry as start
 from tests.sources.test_crowdstrike import cs_source, expected
 
@@ -42,11 +42,10 @@ async def test_sigkill_mid_backlog_loses_nothing_and_resumes_at_the_committed_of
         opened: list[int] = []  # index into sim.stream_starts where each run began
         for _ in range(2):  # two kills: the second run itself resumes from a killed run's cursor
             opened.append(len(sim.stream_starts))
-            proc = await start(path, tmp_path / "run.log")
-            await wait_for(lambda: out.exists() and len(read_ndjson(out)) > 0, timeout=20)
-            await asyncio.sleep(rng.uniform(0.5, 1.2))
-            proc.send_signal(signal.SIGKILL)
-            assert await proc.wait() == -signal.SIGKILL
+            # Timed from this run's first write (the previous run's output must not count).
+            await kill_after_progress(
+                path, tmp_path / "run.log", lambda: output_bytes(out), rng.uniform(0.5, 1.2)
+            )
             cursors.append(committed(db))
         assert len({(r["metadata"]["eventType"], r["metadata"]["offset"]) for r in read_ndjson(out)}) < len(
             want

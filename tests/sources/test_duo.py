@@ -164,7 +164,9 @@ async def test_bad_signature_turns_health_red_with_a_clear_reason(tmp_path: Path
         cfg = pipeline(sim, out, skey=secret_ref("TEST_DUO_WRONG", "x" * 40), stale_after_secs=1,
                        log_types=["telephony"])  # fmt: skip
         async with running(cfg, tmp_path) as service:
-            await wait_for(lambda: not source_health(service).healthy, timeout=15)
+            # Wait for the vendor's answer: the 1 s staleness alone can turn health red first.
+            await wait_for(lambda: "40103" in (source_health(service).reason or ""), timeout=15)
+            assert not source_health(service).healthy
             reason = source_health(service).reason or ""
         assert "telephony" in reason and "signature (40103)" in reason and "ikey, skey and host" in reason
         assert "x" * 40 not in reason

@@ -216,7 +216,9 @@ async def test_wrong_api_key_turns_health_red_with_the_vendor_message(tmp_path: 
         cfg = pipeline(sim, out, stale_after_secs=1)
         cfg["sources"]["amp"]["api_key"] = secret_ref("TEST_AMP_BAD_KEY", "not-the-key")
         async with running(cfg, tmp_path) as svc:
-            await wait_for(lambda: not source_health(svc).healthy, timeout=10)
+            # Wait for the vendor's answer: the 1 s staleness alone can turn health red first.
+            await wait_for(lambda: "HTTP 401" in (source_health(svc).reason or ""), timeout=10)
+            assert not source_health(svc).healthy
             reason = source_health(svc).reason or ""
             assert "HTTP 401" in reason and "Unknown API key or Client ID" in reason
             assert "not-the-key" not in reason

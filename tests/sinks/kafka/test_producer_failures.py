@@ -98,8 +98,13 @@ async def test_a_request_too_slow_for_the_timeout_is_split_and_the_halves_delive
     first = await sink.send(lines)
     assert first.action is Action.SPLIT and "messages of the request were stored" in first.reason, first
     stored = len(await asyncio.to_thread(ids, cluster))
-    # The link recovers; the pieces (the stored part sent once more) complete the request.
+    # The link recovers; the pieces (the stored part sent once more) complete the request. From now
+    # on nothing should time out, even on a loaded machine: the session replaced after the timeout
+    # gets a timeout of seconds, as a sink configured so would have.
     cluster.set_rtt(0)
+    sink.settings = dataclasses.replace(
+        sink.settings, props={**sink.settings.props, "message.timeout.ms": 10_000}, timeout_secs=10.0
+    )
     answers, rejected = await deliver(sink, lines)
     assert rejected == [] and Action.RETRY not in answers, answers
     got = await asyncio.to_thread(ids, cluster)

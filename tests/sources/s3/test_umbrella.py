@@ -339,7 +339,9 @@ async def test_an_unreachable_endpoint_turns_health_red_and_recovers(
     dead = pipeline(moto, bucket, out, log_types=["dns"], stale_after_secs=1, max_attempts=1)
     dead["sources"]["umb"]["endpoint_url"] = f"http://127.0.0.1:{free_port()}"
     async with running(dead, tmp_path) as svc:
-        await wait_for(lambda: not source_health(svc).healthy, timeout=30)
+        # As above: the 1 s staleness may turn health red before the first failed listing reports.
+        await wait_for(lambda: "Could not connect" in (source_health(svc).reason or ""), timeout=30)
+        assert not source_health(svc).healthy
         reason = source_health(svc).reason
     assert "Could not connect to the endpoint URL" in reason and "Traceback" not in reason
     # Same state, reachable endpoint: collection starts where it would have.

@@ -155,7 +155,7 @@ async def test_fail_array_with_http_200() -> None:
 
 async def test_batch_listing_pages_files_and_presigned_urls_refuse_credentials_and_expire() -> None:
     async with MimecastSim(
-        batch_files=5, records_per_file=4, batch_types="receipt", file_url_ttl_secs=0.4
+        batch_files=5, records_per_file=4, batch_types="receipt", file_url_ttl_secs=1.5
     ) as sim:
         async with aiohttp.ClientSession() as s:
             auth = {"Authorization": f"Bearer {await token(s, sim)}"}
@@ -175,7 +175,7 @@ async def test_batch_listing_pages_files_and_presigned_urls_refuse_credentials_a
                 assert r.status == 200
                 lines = gzip.decompress(await r.read()).splitlines()
             assert [orjson.loads(x)["type"] for x in lines] == ["receipt"] * 4
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(1.6)
             async with s.get(url) as r:
                 assert r.status == 403
                 assert b"Request has expired" in await r.read()

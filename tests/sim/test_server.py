@@ -155,11 +155,11 @@ async def test_outage_fails_every_request_for_its_duration(
     start_sim: Starter, http: aiohttp.ClientSession
 ) -> None:
     sim = await start_sim(PingSim())
-    async with http.post(f"{sim.url}/sim/outage", json={"seconds": 0.3, "status": 502}) as resp:
+    async with http.post(f"{sim.url}/sim/outage", json={"seconds": 1.0, "status": 502}) as resp:
         assert resp.status == 200
     assert await _statuses(http, sim, "/ping", 2) == [502, 502]
     assert (await _get(http, sim, "/sim/stats"))[0] == 200
-    await asyncio.sleep(0.35)
+    await asyncio.sleep(1.05)
     assert await _statuses(http, sim, "/ping", 1) == [200]
 
 

@@ -97,7 +97,7 @@ async def test_a_token_writes_only_to_its_indexes(start_hec: StartHec) -> None:
 
 
 async def test_acks_need_a_channel_turn_true_after_the_delay_and_are_forgotten(start_hec: StartHec) -> None:
-    sim = await start_hec(tls=False, ack=True, ack_delay_secs=0.2)
+    sim = await start_hec(tls=False, ack=True, ack_delay_secs=1.0)
     body = b'{"event": "e"}'
     assert (await call(sim, "/services/collector/event", body))[1]["code"] == 10
     assert (await call(sim, "/services/collector/event", body, {**AUTH, "X-Splunk-Request-Channel": "nope"}))[

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,31 @@ def keys(tmp_path: Path) -> list[Key]:
 
 def lane_cursor(service: Service) -> Any:
     return service.pipeline.runtimes["cs"].cursor
+
+
+def refreshes(sim: CrowdStrikeSim, partition: int) -> int:
+    return sum(1 for part, _ in sim.refresh_log if part == partition)
+
+
+def unchanged_for(value: Callable[[], int], secs: float, samples: int = 5) -> Callable[[], bool]:
+    """A predicate that is true once ``value()`` has read the same for ``secs`` and ``samples`` calls.
+
+    Counting calls as well as time keeps a stalled event loop (which stops the simulator too) from
+    passing for a stalled stream.
+    """
+    last: int | None = None
+    since = 0.0
+    seen = 0
+
+    def check() -> bool:
+        nonlocal last, since, seen
+        v, now = value(), time.monotonic()
+        if v != last:
+            last, since, seen = v, now, 0
+        seen += 1
+        return seen > samples and now - since >= secs
+
+    return check
 
 
 async def test_collects_every_partition_once_with_one_offset_cursor_per_partition(tmp_path: Path) -> None:
@@ -147,9 +173,12 @@ async def test_session_is_refreshed_before_its_interval_and_the_token_renews_on_
     ) as sim:
         # A 4 s session leaves 0.4 s for the refresh; a roomy request budget keeps the limiter out of it.
         async with running(pipeline(sim, tmp_path, max_requests_per_sec=50), tmp_path):
-            await asyncio.sleep(5.0)  # the first refresh at 3.6 s
-            sim.tokens.clear()  # revoked early: the refresh at 7.2 s gets 401, renews and retries
-            await asyncio.sleep(2.6)
+            # The first refresh comes at 3.6 s, the second at 7.2 s; waits for them, not fixed
+            # sleeps, keep a slow machine from stopping the service before the second has gone through.
+            await wait_for(lambda: all(refreshes(sim, p) >= 1 for p in (0, 1)), timeout=15)
+            sim.tokens.clear()  # revoked early: the second refresh gets 401, renews and retries
+            await wait_for(lambda: all(refreshes(sim, p) >= 2 for p in (0, 1)), timeout=15)
+            await wait_for(lambda: len(keys(tmp_path)) >= 2 * (10 + 20 * 7), timeout=15)
         assert sim.sessions_expired == 0, sim.refresh_log
         for p in (0, 1):
             times = [t for part, t in sim.refresh_log if part == p]
@@ -198,9 +227,13 @@ async def test_a_full_outbox_stops_reading_the_stream_until_the_sink_drains(tmp_
         out = blocker / "out.ndjson"
         cfg = pipeline(sim, tmp_path)
         cfg["sinks"]["out"].update(path=str(out), outbox_max_bytes=3_000_000, max_backoff_secs=0.3)
-        async with running(cfg, tmp_path):
+        async with running(cfg, tmp_path) as service:
             await wait_for(lambda: sim.events_served > 0, timeout=10)
-            await asyncio.sleep(0.8)
+            # Once the outbox is at its cap and the socket buffers are full the stream stalls; how
+            # long that takes depends on the machine, so wait for it rather than a fixed time.
+            outbox = service.pipeline.outbox_bytes
+            stalled = unchanged_for(lambda: sim.events_served, 0.5)
+            await wait_for(lambda: outbox["out"] >= 3_000_000 and stalled(), timeout=15)
             held = sim.events_served
             await asyncio.sleep(0.4)
             # Nothing more is read, so TCP holds the simulator back; nothing is dropped either.

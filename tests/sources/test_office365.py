@@ -24,6 +24,7 @@ from logferry.sim.o365_content import CONTENT_TYPES, BlobRef
 from logferry.sim.peers import free_port
 from logferry.sim.sentinel import SentinelSim
 from logferry.sources.o365.config import Office365Config
+from logferry.sources.o365.source import Office365Source
 from tests.conftest import (
     client_secret_auth,
     read_ndjson,
@@ -182,6 +183,14 @@ async def test_expired_content_is_counted_and_skipped_not_retried(tmp_path: Path
 
 def source_health(service: Any) -> Any:
     return next(c for c in service.pipeline.status().components if c.name == "o365")
+
+
+def caught_up(service: Any) -> bool:
+    """Every lane has listed up to now and idles until its next poll: no listing comes before it."""
+    source = service.pipeline.sources["o365"].source
+    assert isinstance(source, Office365Source)
+    now = time.monotonic()
+    return bool(source._lanes) and all(lane.next_poll > now for lane in source._lanes)
 
 
 async def test_restart_mid_window_resumes_pending_blobs_without_gaps_or_duplicates(tmp_path: Path) -> None:
@@ -454,9 +463,11 @@ async def test_webhook_notifications_fetch_new_content_between_polls(tmp_path: P
         # Polls an hour apart: after the first catch-up only notifications can bring content.
         cfg = pipeline(sim, out, content_types=["Audit.Exchange"], interval_secs=3600, webhook=webhook)
         backlog = expected(sim, content_types=("Audit.Exchange",))
-        async with running(cfg, tmp_path):
+        async with running(cfg, tmp_path) as service:
             await wait_for(lambda: backlog <= set(ids(out)), timeout=15)
-            await asyncio.sleep(0.5)  # let the catch-up poll finish its last window
+            # However slow its last cycles, the catch-up poll has listed its last window once the
+            # lane idles until its next poll.
+            await wait_for(lambda: caught_up(service), timeout=15)
             listed = (await stats(sim))["blobs_listed"]
             since = time.time()
             await wait_for(

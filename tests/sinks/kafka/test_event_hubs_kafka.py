@@ -59,7 +59,7 @@ async def test_a_refused_key_is_retried_with_the_reason_and_never_shown(
     wrong_key = base64.b64encode(b"w" * 32).decode()
     conn = kafka_namespace.credentials["kafka_connection_string"].replace(kafka_namespace.sas.key, wrong_key)
     caplog.set_level(logging.DEBUG)
-    sink = await build(kafka_sink(kafka_namespace, conn))
+    sink = await build(kafka_sink(kafka_namespace, conn, delivery_timeout_secs=1))
     result = await sink.send(sink.encode([{"id": 1}, {"id": 2}]))
     assert result.action is Action.RETRY
     check = await sink.healthcheck()
@@ -79,7 +79,7 @@ async def test_a_sas_token_instead_of_the_connection_string_is_refused_as_event_
         kafka_namespace.credentials["kafka_connection_string"]
         + ";SharedAccessSignature=SharedAccessSignature sr=x"
     )
-    sink = await build(kafka_sink(kafka_namespace, conn))
+    sink = await build(kafka_sink(kafka_namespace, conn, delivery_timeout_secs=1))
     result = await sink.send(sink.encode([{"id": 1}]))
     assert result.action is Action.RETRY
     check = await sink.healthcheck()

@@ -83,6 +83,7 @@ class SaslPlainFront:
         """Run the pre-login exchange; the open broker connection once the client is in, else None."""
         upstream: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         bare_token_next = False  # after a v0 handshake the PLAIN token comes unframed by Kafka headers
+        admitted = False
         try:
             while True:
                 frame = await _read_frame(reader)
@@ -95,6 +96,7 @@ class SaslPlainFront:
                         return None
                     writer.write(struct.pack(">i", 0))
                     await writer.drain()
+                    admitted = True
                     return upstream or await self._connect()
                 api_key, version, correlation, offset = _request_header(frame)
                 if api_key == _API_VERSIONS:
@@ -118,14 +120,14 @@ class SaslPlainFront:
                     await writer.drain()
                     if refusal is not None:
                         return None
+                    admitted = True
                     return upstream or await self._connect()
                 else:
                     return None  # a request before login: the listener drops the connection
                 await writer.drain()
-        except BaseException:
-            if upstream is not None:
+        finally:
+            if not admitted and upstream is not None:  # refused or failed after ApiVersions opened it
                 upstream[1].close()
-            raise
 
     def _check(self, token: bytes) -> str | None:
         parts = token.split(b"\0")

@@ -14,6 +14,7 @@ from typing import Any
 import hypothesis
 import orjson
 import pytest
+from aiohttp import web
 
 from logferry.config.loader import parse_config
 from logferry.connectors import load_builtin
@@ -61,6 +62,18 @@ async def kill_after_progress(cfg_path: Path, log: Path, progress: Callable[[], 
             proc.send_signal(signal.SIGKILL)
         await proc.wait()
     assert proc.returncode == -signal.SIGKILL
+
+
+@asynccontextmanager
+async def serve_app(app: web.Application) -> AsyncIterator[str]:
+    """Serve ``app`` on a free loopback port (plain HTTP) for the block; yields its base URL."""
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    try:
+        yield f"http://127.0.0.1:{runner.addresses[0][1]}"
+    finally:
+        await runner.cleanup()
 
 
 def secret_ref(name: str, value: str) -> str:

@@ -13,6 +13,7 @@ from logferry.auth.oauth2 import ClientCredentials, vendor_error_message
 from logferry.config.secrets import Secret
 from logferry.core.errors import AuthError
 from logferry.net.http import HttpClient
+from tests.conftest import serve_app
 
 SECRET = "s3cr3t-value"
 
@@ -34,17 +35,15 @@ async def endpoint() -> AsyncIterator[TokenEndpoint]:
     ep = TokenEndpoint()
     app = web.Application()
     app.router.add_post("/oauth2/token", ep.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    ep.url = f"http://127.0.0.1:{runner.addresses[0][1]}/oauth2/token"
-    yield ep
-    await runner.cleanup()
+    async with serve_app(app) as base:
+        ep.url = f"{base}/oauth2/token"
+        yield ep
 
 
 def provider(session: aiohttp.ClientSession, url: str, **kw: Any) -> ClientCredentials:
-    return ClientCredentials(HttpClient(session), url, "client-1", Secret(SECRET, "${env:X}"), vendor="Falcon", **kw)
+    return ClientCredentials(
+        HttpClient(session), url, "client-1", Secret(SECRET, "${env:X}"), vendor="Falcon", **kw
+    )
 
 
 async def test_201_is_success_and_the_token_is_cached(endpoint: TokenEndpoint) -> None:

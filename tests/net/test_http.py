@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -11,6 +12,7 @@ from aiohttp import web
 
 from logferry.core.errors import AuthError, RateLimited
 from logferry.net.http import HttpClient, HttpResponse, same_origin
+from tests.conftest import serve_app
 
 Answers = list[tuple[int, dict[str, str], Any]]
 
@@ -26,25 +28,18 @@ class Token:
 @pytest.fixture
 async def server() -> AsyncIterator[Callable[[Answers], Any]]:
     """``url = await serve(answers)``: answers requests in order, then 200 {} for ever."""
-    runners: list[web.AppRunner] = []
+    async with contextlib.AsyncExitStack() as servers:
 
-    async def serve(answers: Answers) -> str:
-        async def handle(request: web.Request) -> web.Response:
-            status, headers, body = answers.pop(0) if answers else (200, {}, {})
-            return web.json_response(body, status=status, headers=headers)
+        async def serve(answers: Answers) -> str:
+            async def handle(request: web.Request) -> web.Response:
+                status, headers, body = answers.pop(0) if answers else (200, {}, {})
+                return web.json_response(body, status=status, headers=headers)
 
-        app = web.Application()
-        app.router.add_route("*", "/{tail:.*}", handle)
-        runner = web.AppRunner(app)
-        await runner.setup()
-        site = web.TCPSite(runner, "127.0.0.1", 0)
-        await site.start()
-        runners.append(runner)
-        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+            app = web.Application()
+            app.router.add_route("*", "/{tail:.*}", handle)
+            return await servers.enter_async_context(serve_app(app))
 
-    yield serve
-    for r in runners:
-        await r.cleanup()
+        yield serve
 
 
 def client(session: aiohttp.ClientSession, slept: list[float], **kw: Any) -> HttpClient:

@@ -15,6 +15,7 @@ from yarl import URL
 from logferry.core.errors import AuthError, RateLimited
 from logferry.net.http import BasicAuth, HttpClient, HttpResponse, RateLimitHeaders
 from logferry.net.ratelimit import RateLimiter
+from tests.conftest import serve_app
 
 Answer = tuple[int, dict[str, str]]
 
@@ -39,13 +40,8 @@ async def server() -> AsyncIterator[Server]:
     srv = Server()
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", srv.handle)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    srv.url = f"http://127.0.0.1:{runner.addresses[0][1]}"
-    yield srv
-    await runner.cleanup()
+    async with serve_app(app) as srv.url:
+        yield srv
 
 
 class Signer:
@@ -205,5 +201,3 @@ def test_header_reader_ignores_garbage() -> None:
     assert hints.reset_secs({"X-RateLimit-Reset": "soon"}) is None
     assert not hints.exhausted({"X-RateLimit-Remaining": "n/a"})
     assert hints.reset_secs({}) is None
-
-

@@ -22,6 +22,7 @@ from logferry.sim.entra import EntraSim
 from logferry.sim.sentinel import SentinelSim
 from logferry.sinks.sentinel import SentinelConfig, SentinelSink
 from logferry.sinks.sentinel.service import REASON_401, REASON_403, REASON_404
+from tests.conftest import serve_app
 
 from .test_sentinel_config import mesh_record
 
@@ -351,16 +352,9 @@ async def test_request_carries_the_documented_headers_and_path(env: Env) -> None
 
     app = web.Application()
     app.router.add_post("/dataCollectionRules/{dcr}/streams/{stream}", capture)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    try:
-        port = runner.addresses[0][1]
-        sink = await env.sink(endpoint=f"http://127.0.0.1:{port}")
+    async with serve_app(app) as url:
+        sink = await env.sink(endpoint=url)
         assert (await sink.send(lines_of(sink, 2))).action is Action.DELIVERED
-    finally:
-        await runner.cleanup()
     [req] = seen
     assert (
         req.path == f"/dataCollectionRules/{env.sentinel.options.dcr_id}/streams/Custom-meshStackEventLogs_CL"

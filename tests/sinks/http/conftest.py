@@ -16,6 +16,7 @@ from logferry.config.loader import parse_config
 from logferry.core.sink import Sink
 from logferry.observe.metrics import Metrics
 from logferry.sim.hec import HecSim
+from tests.conftest import serve_app
 
 StartHec = Callable[..., Awaitable[HecSim]]
 WEB_PAGE = b"<html><body>Welcome to nginx!</body></html>"
@@ -50,12 +51,8 @@ async def web_server() -> AsyncIterator[str]:
 
     app = web.Application()
     app.router.add_route("*", "/{tail:.*}", page)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    yield f"http://127.0.0.1:{runner.addresses[0][1]}"
-    await runner.cleanup()
+    async with serve_app(app) as url:
+        yield url
 
 
 @asynccontextmanager
